@@ -1,0 +1,63 @@
+# Two commands for a fresh machine:  make book  and  make test.
+# Everything runs inside .venv, created and filled on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+W7     := $(VENV)/widgets7
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+
+.PHONY: book test lint unit widgets7 nbval site-test execute lab clean env chromium
+
+book: $(STAMP)
+	@start=$$(date +%s); \
+	$(BIN)/jupyter-book build . -W -n --keep-going --path-output . || exit 1; \
+	echo "Built in $$(( $$(date +%s) - start )) s. Open $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP) chromium lint unit widgets7 nbval book site-test
+	@echo "make test: all stages passed"
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	@touch $@
+
+# ipywidgets 7.7.1 is what Colab ships: the widget tests run a second time with it
+# laid over the main environment (PYTHONPATH), so both major versions are tested.
+$(W7)/.installed: $(STAMP) constraints-widgets7.txt
+	$(BIN)/python -m pip install --quiet --no-deps --target $(W7) -r constraints-widgets7.txt
+	@touch $@
+
+chromium:
+	@bash scripts/ensure-chromium.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts notebooks
+	$(BIN)/ruff format --check src tests bench scripts
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not browser" -q
+
+widgets7: $(W7)/.installed
+	PYTHONPATH=$(CURDIR)/$(W7) $(BIN)/python -m pytest -m widgets7 -q -p no:cacheprovider
+
+nbval: $(STAMP)
+	LESSONS_PROGRESS=off LESSONS_DATA_DIR=$(CURDIR)/_build/test-cache \
+	    $(BIN)/python -m pytest --nbval-lax --nbval-current-env \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q $(NOTEBOOKS)
+
+site-test: $(STAMP)
+	$(BIN)/python -m pytest -m browser -q -p no:cacheprovider
+
+execute: $(STAMP)
+	$(BIN)/python scripts/execute_notebooks.py $(NOTEBOOKS)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
+
+clean:
+	rm -rf _build

@@ -1,0 +1,14 @@
+"""Shared pytest fixtures: keep every test away from the real home directory."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_lessons_env(tmp_path_factory: pytest.TempPathFactory):
+    """Point the data cache at one temporary folder for the whole session and turn off
+    progress tracking, so tests never write under ``~`` and the Wikipedia dump is parsed
+    at most once per session."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LESSONS_DATA_DIR", str(tmp_path_factory.mktemp("lessons-data")))
+        patch.setenv("LESSONS_PROGRESS", "off")
+        yield

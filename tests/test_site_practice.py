@@ -1,0 +1,154 @@
+"""Browser tests of the practice page on the built site: quiz, exercises, explorer.
+
+Needs the built site (``make book``; the folder is ``$LESSONS_SITE_DIR``, default
+``_build/html``) and Debian's Chromium; see ``site_fixtures``. No kernel runs: what is
+tested is what a reader of the static site gets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+from site_fixtures import CHROMIUM_ARGS, is_local, page_url, site_dir, site_server  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+PAGE = "notebooks/00_practice.html"
+
+
+class Chromium:
+    """Headless Chromium driven from a thread of its own.
+
+    Playwright's sync API allows one instance per thread, and test_site.py holds one in
+    the main thread for the whole session; a worker thread keeps the two apart.
+    ``run(url, check)`` opens ``url`` in a fresh context (requests off 127.0.0.1
+    blocked) and calls ``check(page)`` in that thread; its exceptions propagate.
+    """
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chromium")
+        self._thread.submit(self._start).result()
+
+    def _start(self) -> None:
+        executable = os.environ.get("LESSONS_CHROMIUM", "/usr/bin/chromium")
+        self._playwright = sync_playwright().start()
+        self._browser = self._playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+
+    def run(self, url: str, check: Callable[[Page], Any]) -> Any:
+        return self._thread.submit(self._run, url, check).result()
+
+    def _run(self, url: str, check: Callable[[Page], Any]) -> Any:
+        context = self._browser.new_context(viewport={"width": 1280, "height": 900})
+        context.route(lambda u: not is_local(u), lambda route: route.abort("blockedbyclient"))
+        context.set_default_timeout(15_000)
+        try:
+            page = context.new_page()
+            page.goto(url, wait_until="load")
+            return check(page)
+        finally:
+            context.close()
+
+    def close(self) -> None:
+        def stop() -> None:
+            self._browser.close()
+            self._playwright.stop()
+
+        self._thread.submit(stop).result()
+        self._thread.shutdown()
+
+
+@pytest.fixture(scope="module")
+def on_practice_page(page_url, site_dir) -> Iterator[Callable[[Callable[[Page], Any]], Any]]:  # noqa: F811
+    """``on_practice_page(check)`` runs ``check(page)`` on the practice page."""
+    if not (site_dir / PAGE).is_file():
+        pytest.fail(f"{PAGE} is not in the built site {site_dir}: is it in _toc.yml?")
+    chromium = Chromium()
+    try:
+        yield lambda check: chromium.run(page_url(PAGE), check)
+    finally:
+        chromium.close()
+
+
+def test_quiz_answers_show_their_feedback(on_practice_page) -> None:
+    def check(practice: Page) -> None:
+        question = practice.locator(".Quiz").filter(has_text="Adding the same constant c")
+        expect(question).to_have_count(1)
+        feedback = question.locator(".Feedback")
+
+        question.locator("label.MCButton", has_text="Every probability grows").click()
+        expect(feedback).to_contain_text("No: the probabilities always sum to 1")
+        expect(feedback).to_have_class(re.compile(r"\bincorrect\b"))
+
+        question.locator("label.MCButton", has_text="Nothing: softmax(x + c)").click()
+        expect(feedback).to_contain_text("Right: every exponential is multiplied by exp(c)")
+        expect(feedback).to_have_class(re.compile(r"\bcorrect\b"))
+
+    on_practice_page(check)
+
+
+def test_numeric_quiz_answer_shows_feedback(on_practice_page) -> None:
+    def check(practice: Page) -> None:
+        question = practice.locator(".Quiz").filter(has_text="Scores [2, 0] at temperature 1")
+        field = question.locator("input.Input-text")
+        field.click()
+        field.press_sequentially("0.2")
+        field.press("Enter")
+        expect(question.locator(".Feedback")).to_contain_text("gets more than half")
+        field.click()
+        field.press_sequentially("0.881")
+        field.press("Enter")
+        expect(question.locator(".Feedback")).to_contain_text("Right: e² / (e² + e⁰)")
+
+    on_practice_page(check)
+
+
+def test_hints_and_solution_are_collapsed_until_clicked(on_practice_page) -> None:
+    def check(practice: Page) -> None:
+        task = practice.locator(".lessons-exercise").filter(has_text="Exercise basics.softmax")
+        expect(task).to_have_count(1)
+        expect(task.locator("summary")).to_have_text(
+            ["Hint 1", "Hint 2", "Hint 3", "Hint 4", "Solution"]
+        )
+        solution = task.locator("details").filter(
+            has=practice.locator("summary", has_text="Solution")
+        )
+        code = solution.locator("pre")
+        expect(code).to_be_hidden()
+        solution.locator("summary").click()
+        expect(code).to_be_visible()
+        expect(code).to_contain_text("shifted = x - x.amax(dim=dim, keepdim=True)")
+        hint = task.locator("details").first
+        expect(hint.locator("p")).to_be_hidden()
+        hint.locator("summary").click()
+        expect(hint.locator("p")).to_contain_text("keepdim=True")
+
+    on_practice_page(check)
+
+
+def test_checker_feedback_is_on_the_page(on_practice_page) -> None:
+    def check(practice: Page) -> None:
+        reports = practice.locator(".lessons-check")
+        expect(reports.first).to_contain_text("basics.softmax: 2 of 7 cases failed.")
+        expect(reports.first).to_contain_text("3 NaN value(s) where numbers were expected")
+        expect(reports.filter(has_text="raised AttributeError")).to_have_count(1)
+        expect(reports.filter(has_text="all 7 cases passed")).to_have_count(1)
+
+    on_practice_page(check)
+
+
+def test_explorer_default_view_is_an_image(on_practice_page) -> None:
+    def check(practice: Page) -> None:
+        image = practice.locator(".cell_output img").last
+        expect(image).to_be_visible()
+        width = image.evaluate("(img) => img.decode().then(() => img.naturalWidth)")
+        assert width > 300
+
+    on_practice_page(check)

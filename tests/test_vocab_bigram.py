@@ -1,0 +1,99 @@
+"""Vocabulary and the tiny bigram language model of the getting-started chapter."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lessons.bigram import BigramLanguageModel, bigram_dataset, unigram_perplexity
+from lessons.train import evaluate, train
+from lessons.vocab import UNK, Vocabulary
+
+SENTENCES = [["the", "cat", "sat"], ["the", "dog", "sat"], ["a", "cat"]]
+
+
+def test_vocabulary_orders_by_frequency_then_alphabet():
+    vocab = Vocabulary.from_sentences(SENTENCES)
+    # the:2 cat:2 sat:2 (alphabetical among ties), then a:1 dog:1
+    assert vocab.index_to_key == [UNK, "cat", "sat", "the", "a", "dog"]
+    assert vocab["cat"] == 1 and vocab["zebra"] == 0
+    assert vocab.encode(["the", "zebra"]) == [3, 0]
+    assert vocab.decode([3, 1, 0]) == ["the", "cat", UNK]
+    assert "dog" in vocab and "zebra" not in vocab
+    assert len(vocab) == 6
+
+
+def test_vocabulary_limits_and_counts_unknown_tokens():
+    vocab = Vocabulary.from_sentences(SENTENCES, max_size=2)
+    assert vocab.index_to_key == [UNK, "cat", "sat"]
+    assert vocab.counts == {"cat": 2, "sat": 2, UNK: 4}  # the, the, a, dog
+    assert Vocabulary.from_sentences(SENTENCES, min_count=2).index_to_key == [
+        UNK,
+        "cat",
+        "sat",
+        "the",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: Vocabulary.from_sentences([]), ValueError, "empty corpus"),
+        (lambda: Vocabulary.from_sentences([[]]), ValueError, "empty corpus"),
+        (lambda: Vocabulary.from_sentences(["the cat"]), TypeError, "got the string 'the cat'"),
+        (lambda: Vocabulary.from_sentences([["a", 3]]), TypeError, "string tokens, got int 3"),
+        (lambda: Vocabulary.from_sentences(SENTENCES, min_count=5), ValueError, "min_count=5"),
+        (lambda: Vocabulary.from_sentences(SENTENCES, max_size=0), ValueError, "max_size"),
+        (lambda: Vocabulary.from_sentences(SENTENCES).encode("cat"), TypeError, "tokens"),
+        (
+            lambda: Vocabulary.from_sentences(SENTENCES).decode([99]),
+            IndexError,
+            "99 is out of range",
+        ),
+    ],
+)
+def test_vocabulary_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_bigram_dataset_pairs_neighbours():
+    vocab = Vocabulary.from_sentences(SENTENCES)
+    dataset = bigram_dataset(SENTENCES, vocab)
+    pairs = [vocab.decode([int(a), int(b)]) for a, b in zip(*dataset.tensors, strict=True)]
+    assert pairs == [["the", "cat"], ["cat", "sat"], ["the", "dog"], ["dog", "sat"], ["a", "cat"]]
+    with pytest.raises(ValueError, match="two or more words"):
+        bigram_dataset([["alone"]], vocab)
+
+
+def test_unigram_perplexity_of_a_uniform_corpus():
+    # targets 0..3 once each, add-one smoothing: every word has probability 1/4
+    data = torch.utils.data.TensorDataset(torch.zeros(4, dtype=torch.long), torch.arange(4))
+    assert unigram_perplexity(data, data, vocab_size=4) == pytest.approx(4.0)
+
+
+def test_bigram_model_learns_a_deterministic_language():
+    # "a b c d a b c d ...": the next word is fully determined, so perplexity -> 1
+    sentences = [["a", "b", "c", "d"] * 5] * 20
+    vocab = Vocabulary.from_sentences(sentences)
+    dataset = bigram_dataset(sentences, vocab)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32)
+    model = BigramLanguageModel(len(vocab), dim=8)
+    train(model, loader, criterion=nn.CrossEntropyLoss(), lr=0.05, epochs=20, progress=False)
+    loss = evaluate(model, loader, criterion=nn.CrossEntropyLoss())["loss"]
+    assert math.exp(loss) < 1.05
+    assert unigram_perplexity(dataset, dataset, len(vocab)) > 3.5  # four words, equally frequent
+    prediction = model(torch.tensor(vocab.encode(["a", "d"]))).argmax(dim=-1)
+    assert vocab.decode(prediction) == ["b", "a"]
+
+
+def test_bigram_model_bad_input():
+    with pytest.raises(ValueError, match="vocab_size: expected an int >= 2, got 1"):
+        BigramLanguageModel(1)
+    with pytest.raises(ValueError, match="dim"):
+        BigramLanguageModel(10, dim=0)
+    with pytest.raises(
+        TypeError, match="words: expected word ids of dtype torch.long, got torch.float32"
+    ):
+        BigramLanguageModel(10)(torch.zeros(3))
