@@ -11,6 +11,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 .PHONY: book test lint unit widgets7 nbval site-test execute lab clean env chromium
 
 book: $(STAMP)
+	@rm -rf _build/html  # no stale pages from earlier builds
 	@start=$$(date +%s); \
 	$(BIN)/jupyter-book build . -W -n --keep-going --path-output . || exit 1; \
 	echo "Built in $$(( $$(date +%s) - start )) s. Open $(CURDIR)/_build/html/index.html"

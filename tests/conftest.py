@@ -2,6 +2,9 @@
 
 import pytest
 
+# The browser tests' fixtures (site server, Chromium, contexts), shared by their modules.
+pytest_plugins = ["site_fixtures"]
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_lessons_env(tmp_path_factory: pytest.TempPathFactory):

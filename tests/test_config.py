@@ -147,7 +147,7 @@ def config_key_problems(config: dict) -> list[str]:
             if section == "parse" and key.startswith("myst_"):
                 continue  # passed through to MyST
             problems.append(f"unknown key {section}.{key}")
-    return problems
+    return sorted(problems)
 
 
 def test_config_keys_are_ones_jupyter_book_reads() -> None:
@@ -157,9 +157,9 @@ def test_config_keys_are_ones_jupyter_book_reads() -> None:
 def test_config_key_check_catches_typos() -> None:
     bad = {"titel": "x", "execute": {"execute_notebook": "off"}, "html": {"use_repo_button": 1}}
     assert config_key_problems(bad) == [
-        "unknown top-level key 'titel'",
         "unknown key execute.execute_notebook",
         "unknown key html.use_repo_button",
+        "unknown top-level key 'titel'",
     ]
 
 

@@ -15,19 +15,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-import site_fixtures
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, Response
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from site_fixtures import BOOK_ROOT, book_config, is_local, screens_path, toc_entries, toc_pages
 
 pytestmark = pytest.mark.browser
-
-# The shared fixtures of site_fixtures.py, made visible to this module's tests.
-site_dir = site_fixtures.site_dir
-site_server = site_fixtures.site_server
-page_url = site_fixtures.page_url
-browser = site_fixtures.browser
-context = site_fixtures.context
 
 #: Built pages that the TOC does not list but Sphinx always writes.
 SPHINX_PAGES = {"index.html", "search.html", "genindex.html", "py-modindex.html"}

@@ -7,74 +7,30 @@ tested is what a reader of the static site gets.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
-from site_fixtures import CHROMIUM_ARGS, is_local, page_url, site_dir, site_server  # noqa: F401
+from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
 
 PAGE = "notebooks/00_practice.html"
 
 
-class Chromium:
-    """Headless Chromium driven from a thread of its own.
-
-    Playwright's sync API allows one instance per thread, and test_site.py holds one in
-    the main thread for the whole session; a worker thread keeps the two apart.
-    ``run(url, check)`` opens ``url`` in a fresh context (requests off 127.0.0.1
-    blocked) and calls ``check(page)`` in that thread; its exceptions propagate.
-    """
-
-    def __init__(self) -> None:
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chromium")
-        self._thread.submit(self._start).result()
-
-    def _start(self) -> None:
-        executable = os.environ.get("LESSONS_CHROMIUM", "/usr/bin/chromium")
-        self._playwright = sync_playwright().start()
-        self._browser = self._playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS
-        )
-
-    def run(self, url: str, check: Callable[[Page], Any]) -> Any:
-        return self._thread.submit(self._run, url, check).result()
-
-    def _run(self, url: str, check: Callable[[Page], Any]) -> Any:
-        context = self._browser.new_context(viewport={"width": 1280, "height": 900})
-        context.route(lambda u: not is_local(u), lambda route: route.abort("blockedbyclient"))
-        context.set_default_timeout(15_000)
-        try:
-            page = context.new_page()
-            page.goto(url, wait_until="load")
-            return check(page)
-        finally:
-            context.close()
-
-    def close(self) -> None:
-        def stop() -> None:
-            self._browser.close()
-            self._playwright.stop()
-
-        self._thread.submit(stop).result()
-        self._thread.shutdown()
-
-
-@pytest.fixture(scope="module")
-def on_practice_page(page_url, site_dir) -> Iterator[Callable[[Callable[[Page], Any]], Any]]:  # noqa: F811
-    """``on_practice_page(check)`` runs ``check(page)`` on the practice page."""
+@pytest.fixture()
+def on_practice_page(context, page_url, site_dir) -> Callable[[Callable[[Page], Any]], Any]:
+    """``on_practice_page(check)`` opens the practice page and runs ``check(page)`` on it."""
     if not (site_dir / PAGE).is_file():
         pytest.fail(f"{PAGE} is not in the built site {site_dir}: is it in _toc.yml?")
-    chromium = Chromium()
-    try:
-        yield lambda check: chromium.run(page_url(PAGE), check)
-    finally:
-        chromium.close()
+
+    def run(check: Callable[[Page], Any]) -> Any:
+        page = context.new_page()
+        page.goto(page_url(PAGE), wait_until="load")
+        return check(page)
+
+    return run
 
 
 def test_quiz_answers_show_their_feedback(on_practice_page) -> None:
