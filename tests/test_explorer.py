@@ -77,7 +77,7 @@ def test_shown_figure_is_an_image_updated_in_place(monkeypatch: pytest.MonkeyPat
         return handle if display_id else None
 
     monkeypatch.setattr("IPython.display.display", display)
-    monkeypatch.setattr("lessons.exercises.in_kernel", lambda: True)
+    monkeypatch.setattr("lessons.explorer.in_kernel", lambda: True)
     view = explorer.interactive_figure(
         basics.draw_softmax_temperature, temperature=(0.1, 5, 0.1, 1)
     )

@@ -37,6 +37,8 @@ from typing import Any
 
 import torch
 
+from lessons.source import in_kernel
+
 __all__ = [
     "Attempt",
     "Case",
@@ -685,16 +687,6 @@ class FeedbackControls:
 
 
 _HINT = "background:rgba(13,110,253,.12);border-left:4px solid rgb(13,110,253)"
-
-
-def in_kernel() -> bool:
-    """Whether we run in a live Jupyter/Colab kernel (rather than plain Python or pytest)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def _show_feedback(exercise: Exercise, result: CheckResult) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from lessons.source import in_kernel
+
 __all__ = ["Explorer", "interactive_figure", "make_control"]
 
 
@@ -123,8 +125,6 @@ def interactive_figure(
     draw: Callable[..., None], *, figsize: tuple[float, float] = (6.0, 3.5), **controls: Any
 ) -> Explorer:
     """Create an `Explorer` and show it when running in Jupyter or Colab."""
-    from lessons.exercises import in_kernel
-
     explorer = Explorer(draw, controls, figsize=figsize)
     if in_kernel():
         explorer.show()

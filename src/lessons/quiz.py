@@ -26,7 +26,8 @@ import difflib
 import re
 from typing import Any
 
-from lessons.exercises import in_kernel, load_topics
+from lessons.exercises import load_topics
+from lessons.source import in_kernel
 
 __all__ = ["chapters", "questions", "register", "show", "text", "validate"]
 

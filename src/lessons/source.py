@@ -20,7 +20,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
-__all__ = ["SourceView", "get_source", "show_source"]
+__all__ = ["SourceView", "get_source", "in_kernel", "show_source"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -104,7 +104,7 @@ def get_source(obj: object) -> SourceView:
     )
 
 
-def _in_notebook() -> bool:
+def in_kernel() -> bool:
     """True inside a Jupyter kernel (including Colab), False in a terminal or a script."""
     try:
         from IPython import get_ipython
@@ -117,7 +117,7 @@ def _in_notebook() -> bool:
 def show_source(obj: object) -> None:
     """Show the source of ``obj`` from the package: highlighted in a notebook, plain elsewhere."""
     view = get_source(obj)
-    if _in_notebook():
+    if in_kernel():
         from IPython.display import display
 
         display(view)
