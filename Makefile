@@ -38,7 +38,7 @@ chromium:
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff format --check $(wildcard src tests scripts bench notebooks)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not browser" -q
