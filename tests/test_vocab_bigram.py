@@ -40,6 +40,9 @@ def test_vocabulary_limits_and_counts_unknown_tokens():
     ("call", "error", "match"),
     [
         (lambda: Vocabulary.from_sentences([]), ValueError, "empty corpus"),
+        (lambda: Vocabulary.from_sentences(42), TypeError, "list of token lists, got int"),
+        (lambda: Vocabulary.from_sentences("a b"), TypeError, "got one string"),
+        (lambda: Vocabulary.from_sentences([{"a"}]), TypeError, "got set at position 0"),
         (lambda: Vocabulary.from_sentences([[]]), ValueError, "empty corpus"),
         (lambda: Vocabulary.from_sentences(["the cat"]), TypeError, "got the string 'the cat'"),
         (lambda: Vocabulary.from_sentences([["a", 3]]), TypeError, "string tokens, got int 3"),

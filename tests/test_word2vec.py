@@ -204,8 +204,8 @@ def test_subsampling_keeps_words_at_their_rate():
 @pytest.mark.parametrize(
     ("sentences", "error", "match"),
     [
-        ([], ValueError, "corpus is empty"),
-        ([[], []], ValueError, "corpus is empty"),
+        ([], ValueError, "sentences: got an empty corpus"),
+        ([[], []], ValueError, "sentences: got an empty corpus"),
         ([["a", "b"], ["c"]], ValueError, r"min_count=5.*occurs 1 time"),
         ([["a", 3, "b"]], TypeError, "string tokens, got int 3"),
         (["the cat sat"], TypeError, "split it into words"),

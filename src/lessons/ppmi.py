@@ -44,6 +44,7 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import svds
 
+from lessons.vocab import check_sentences
 from lessons.word2vec import KeyedVectors
 
 __all__ = ["build_vocabulary", "cooccurrence_matrix", "ppmi", "ppmi_svd", "svd_vectors"]
@@ -57,35 +58,6 @@ def _check_int(argument: str, value: object, minimum: int) -> None:
         raise ValueError(f"{argument}: expected an int >= {minimum}, got {value!r}")
 
 
-def _check_sentences(sentences: object) -> list[Sequence[str]]:
-    """The sentences as a list, after checking they are lists of string tokens."""
-    if isinstance(sentences, str) or not isinstance(sentences, Iterable):
-        raise TypeError(
-            f"sentences: expected a list of token lists, got {type(sentences).__name__}"
-        )
-    sentences = list(sentences)
-    for position, sentence in enumerate(sentences):
-        if isinstance(sentence, str):
-            raise TypeError(
-                f"sentences: expected lists of tokens, got the string {sentence[:40]!r} at "
-                f"position {position} (split it into words first)"
-            )
-        if not isinstance(sentence, Sequence):
-            raise TypeError(
-                f"sentences: expected lists of tokens, got {type(sentence).__name__} at "
-                f"position {position}"
-            )
-        for token in sentence:
-            if not isinstance(token, str):
-                raise TypeError(
-                    f"sentences: expected string tokens, got {type(token).__name__} "
-                    f"{token!r} in sentence {position}"
-                )
-    if not any(sentences):
-        raise ValueError(f"sentences: got an empty corpus ({len(sentences)} sentences, no tokens)")
-    return sentences
-
-
 # --------------------------------------------------------------------------- counts
 
 
@@ -95,7 +67,7 @@ def build_vocabulary(sentences: Iterable[Sequence[str]], min_count: int = 5) -> 
     This is word2vec's (and gensim's) vocabulary rule; the list's order gives the ids.
     """
     _check_int("min_count", min_count, 1)
-    sentences = _check_sentences(sentences)
+    sentences = check_sentences(sentences)
     counts = Counter(token for sentence in sentences for token in sentence)
     kept = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
     if not kept:
@@ -131,7 +103,7 @@ def cooccurrence_matrix(
     size = len(vocab_index)
     ids_of = [
         [vocab_index[t] for t in sentence if t in vocab_index]
-        for sentence in _check_sentences(sentences)
+        for sentence in check_sentences(sentences)
     ]
     lengths = np.array([len(s) for s in ids_of], dtype=np.int64)
     ids = np.fromiter((i for s in ids_of for i in s), dtype=np.int64, count=int(lengths.sum()))
@@ -242,7 +214,7 @@ def ppmi_svd(
     of ``dim``-dimensional float32 vectors, one per word seen at least ``min_count``
     times (most frequent first). See the module docstring for each step and choice.
     """
-    sentences = _check_sentences(sentences)
+    sentences = check_sentences(sentences)
     _check_int("window", window, 1)
     _check_int("dim", dim, 1)
     index_to_key = build_vocabulary(sentences, min_count)

@@ -13,9 +13,48 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-__all__ = ["UNK", "Vocabulary"]
+__all__ = ["UNK", "Vocabulary", "check_sentences"]
 
 UNK = "<unk>"
+
+
+def check_sentences(sentences: object) -> list[Sequence[str]]:
+    """``sentences`` as a list, after checking it is a corpus: lists of string tokens.
+
+    Every chapter that learns from text calls this first, so a learner's mistake (a string
+    instead of a list of words, a number among the tokens, an empty corpus) gets the same
+    clear error everywhere.
+    """
+    if isinstance(sentences, str):
+        raise TypeError(
+            "sentences: expected a list of token lists, got one string "
+            "(split the text into sentences and words first)"
+        )
+    if not isinstance(sentences, Iterable):
+        raise TypeError(
+            f"sentences: expected a list of token lists, got {type(sentences).__name__}"
+        )
+    sentences = list(sentences)
+    for position, sentence in enumerate(sentences):
+        if isinstance(sentence, str):
+            raise TypeError(
+                f"sentences: expected lists of tokens, got the string {sentence[:40]!r} at "
+                f"position {position} (split it into words first)"
+            )
+        if not isinstance(sentence, Sequence):
+            raise TypeError(
+                f"sentences: expected lists of tokens, got {type(sentence).__name__} at "
+                f"position {position}"
+            )
+        for token in sentence:
+            if not isinstance(token, str):
+                raise TypeError(
+                    f"sentences: expected string tokens, got {type(token).__name__} "
+                    f"{token!r} in sentence {position}"
+                )
+    if not any(sentences):
+        raise ValueError(f"sentences: got an empty corpus ({len(sentences)} sentences, no tokens)")
+    return sentences
 
 
 class Vocabulary:
@@ -48,21 +87,8 @@ class Vocabulary:
     ) -> Vocabulary:
         """Count the words of ``sentences`` (lists of tokens) and keep the frequent ones."""
         counts: Counter[str] = Counter()
-        for position, sentence in enumerate(sentences):
-            if isinstance(sentence, str):
-                raise TypeError(
-                    f"sentences: expected lists of tokens, got the string {sentence[:40]!r} at "
-                    f"position {position} (split it into words first)"
-                )
-            for token in sentence:
-                if not isinstance(token, str):
-                    raise TypeError(
-                        f"sentences: expected string tokens, got {type(token).__name__} "
-                        f"{token!r} in sentence {position}"
-                    )
+        for sentence in check_sentences(sentences):
             counts.update(sentence)
-        if not counts:
-            raise ValueError("sentences: expected at least one token, got an empty corpus")
         return cls(counts, max_size=max_size, min_count=min_count)
 
     def __len__(self) -> int:

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from lessons import quiz
 from lessons.exercises import Attempt, Case, Exercise, Hint, register
+from lessons.vocab import check_sentences
 
 __all__ = [
     "KeyedVectors",
@@ -537,32 +538,11 @@ def analogy(vectors: torch.Tensor, a: int, b: int, c: int) -> int:
 
 
 def _count_words(sentences: Iterable[Sequence[str]]) -> tuple[Counter[str], list[Sequence[str]]]:
-    """Count the tokens and check the corpus; returns the counts and the sentences as a list."""
-    if isinstance(sentences, str):
-        raise TypeError(
-            "sentences: expected a list of sentences, each a list of string tokens, got one "
-            "string (split it into sentences and words first)"
-        )
-    corpus = list(sentences)
+    """Check the corpus (`lessons.vocab.check_sentences`) and count its tokens."""
+    corpus = check_sentences(sentences)
     counts: Counter[str] = Counter()
-    for position, sentence in enumerate(corpus):
-        if isinstance(sentence, str):
-            raise TypeError(
-                f"sentences: expected lists of tokens, got the string {sentence[:40]!r} at "
-                f"position {position} (split it into words first)"
-            )
-        if not all(isinstance(token, str) for token in sentence):
-            bad = next(token for token in sentence if not isinstance(token, str))
-            raise TypeError(
-                f"sentences: expected string tokens, got {type(bad).__name__} {bad!r} in "
-                f"sentence {position}"
-            )
+    for sentence in corpus:
         counts.update(sentence)
-    if not counts:
-        raise ValueError(
-            f"sentences: the corpus is empty ({len(corpus)} sentences, no token); word2vec "
-            "needs text to learn from"
-        )
     return counts, corpus
 
 
