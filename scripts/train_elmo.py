@@ -1,0 +1,166 @@
+"""Train the small biLM of Chapter 2 (ELMo) on the Wikipedia sample and save it.
+
+Produces ``models/elmo-small.safetensors`` (the `lessons.elmo.BiLM`, saved with its
+``save``) and ``models/elmo-small.vocab.txt`` (the vocabulary's words, one per line, in id
+order: line 1 is ``<unk>``, id 0). Rebuild the vocabulary with
+``Vocabulary.from_sentences(data.wikipedia("train"), max_size=VOCAB_SIZE)`` (the file
+lists the same words in the same order) and load the model with ``BiLM.load(path)``.
+
+Reproduce the shipped weights (CPU, 2 threads; the run stops after the time budget, so
+a faster or slower machine sees more or fewer batches - use ``--epochs`` for a run that
+does exactly the same steps everywhere)::
+
+    .venv/bin/python scripts/train_elmo.py --minutes 13.5 --seed 0
+
+Each epoch visits every training sentence once, in batches of sentences of similar
+length (less padding); sentences longer than ``--max-tokens`` are cut into pieces for
+training (the validation perplexity is measured on whole sentences). After each epoch it
+prints each direction's validation perplexity: ``exp`` of the mean cross-entropy over
+the tokens that direction predicts (forward: every word and </S>; backward: every word
+and <S>), words outside the vocabulary being ``<unk>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from lessons import data
+from lessons.elmo import BiLM, make_batch
+from lessons.train import set_seed
+from lessons.vocab import Vocabulary
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def chunks(sentences: list[list[str]], max_tokens: int) -> list[list[str]]:
+    """Every sentence, those longer than ``max_tokens`` cut into consecutive pieces."""
+    out = []
+    for sentence in sentences:
+        for start in range(0, len(sentence), max_tokens):
+            out.append(sentence[start : start + max_tokens])
+    return out
+
+
+def batches(sentences, vocab, max_chars, batch_tokens, shuffle_rng=None):
+    """Batches of sentences of similar length, each about ``batch_tokens`` words.
+
+    Returns a list of ``(char_ids, mask, targets, predicted)`` where ``predicted`` is the
+    number of tokens each direction predicts in the batch (words plus one per sentence).
+    """
+    order = sorted(range(len(sentences)), key=lambda i: (len(sentences[i]), i))
+    groups, current = [], []
+    for i in order:
+        if current and (len(current) + 1) * len(sentences[i]) > batch_tokens:
+            groups.append(current)
+            current = []
+        current.append(sentences[i])
+    if current:
+        groups.append(current)
+    out = []
+    for group in groups:
+        char_ids, mask, targets = make_batch(group, vocab, max_chars)
+        out.append((char_ids, mask, targets, sum(len(s) + 1 for s in group)))
+    return out
+
+
+@torch.no_grad()
+def perplexities(model: BiLM, batched) -> tuple[float, float]:
+    """Forward and backward perplexity over all the tokens of ``batched``."""
+    model.eval()
+    forward_nll = backward_nll = 0.0
+    count = 0
+    for char_ids, mask, targets, predicted in batched:
+        forward_loss, backward_loss = model.losses(char_ids, mask, targets)
+        forward_nll += float(forward_loss) * predicted
+        backward_nll += float(backward_loss) * predicted
+        count += predicted
+    model.train()
+    return math.exp(forward_nll / count), math.exp(backward_nll / count)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="time budget (training)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (no time budget)")
+    parser.add_argument("--vocab-size", type=int, default=10_000, help="words besides <unk>")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--token-dim", type=int, default=64)
+    parser.add_argument("--lstm-dim", type=int, default=256)
+    parser.add_argument("--max-chars", type=int, default=50)
+    parser.add_argument("--max-tokens", type=int, default=50, help="longest training piece")
+    parser.add_argument("--batch-tokens", type=int, default=1_000, help="words per batch")
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=ROOT / "models" / "elmo-small.safetensors")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    set_seed(args.seed)
+    train_sentences = data.wikipedia("train")
+    val_sentences = data.wikipedia("validation")
+    vocab = Vocabulary.from_sentences(train_sentences, max_size=args.vocab_size)
+    model = BiLM(
+        len(vocab), token_dim=args.token_dim, lstm_dim=args.lstm_dim, max_chars=args.max_chars
+    )
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"vocabulary: {len(vocab)} words (with <unk>); model: {parameters:,} parameters")
+    print(f"config: {model.config}")
+
+    train_batches = batches(
+        chunks(train_sentences, args.max_tokens), vocab, args.max_chars, args.batch_tokens
+    )
+    val_batches = batches(val_sentences, vocab, args.max_chars, args.batch_tokens)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    rng = random.Random(args.seed)
+    budget = math.inf if args.epochs else args.minutes * 60
+    epochs = args.epochs or 10_000
+    start = time.perf_counter()
+    step = 0
+    history = []
+    for epoch in range(1, epochs + 1):
+        rng.shuffle(train_batches)
+        total, count = 0.0, 0
+        for char_ids, mask, targets, predicted in train_batches:
+            if time.perf_counter() - start > budget:
+                break
+            loss = model.loss(char_ids, mask, targets)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            total += loss.item() * predicted
+            count += predicted
+        if count == 0:  # the budget ran out at the end of the previous epoch
+            break
+        fwd, bwd = perplexities(model, val_batches)
+        elapsed = time.perf_counter() - start
+        history.append((epoch, math.exp(total / count), fwd, bwd, elapsed))
+        print(
+            f"epoch {epoch}: {step} steps, train ppl {math.exp(total / count):.1f} "
+            f"(mean of both directions), validation ppl forward {fwd:.1f} backward {bwd:.1f}, "
+            f"{elapsed / 60:.1f} min",
+            flush=True,
+        )
+        if time.perf_counter() - start > budget:
+            break
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    model.save(args.output)
+    vocab_path = args.output.with_name(args.output.name.removesuffix(".safetensors") + ".vocab.txt")
+    vocab_path.write_text("\n".join(vocab.index_to_key) + "\n", encoding="utf-8")
+    size = args.output.stat().st_size / 1e6
+    print(f"saved {args.output} ({size:.1f} MB) and {vocab_path}")
+    print(f"trained {step} steps in {(time.perf_counter() - start) / 60:.1f} min")
+    print("reproduce: .venv/bin/python scripts/train_elmo.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
