@@ -11,10 +11,10 @@ What is measured, the same way for every model:
 
 * Data: trained on ``data.wikipedia("train")``, measured on all of
   ``data.wikipedia("validation")`` (2,244 sentences, 34,324 words).
-* Vocabulary: ``models/elmo-small.vocab.txt`` (the 10,000 most frequent training words
-  and ``<unk>``). Every word outside it counts as ``<unk>``, in the training data of the
-  trigram and in every target. ``<unk>`` is predicted like any word (this flatters both
-  models the same way; 15% of the validation words are ``<unk>``).
+* Vocabulary: ``src/lessons/pretrained/elmo-small.vocab.txt`` (the 10,000 most frequent
+  training words and ``<unk>``). Every word outside it counts as ``<unk>``, in the
+  training data of the trigram and in every target. ``<unk>`` is predicted like any word
+  (this flatters both models the same way; 15% of the validation words are ``<unk>``).
 * Predicted tokens: forward, every word of a sentence and then the end of the sentence
   (``</S>`` for the biLM, ``</s>`` for the trigram), each from the words before it in the
   same sentence (the trigram sees the last two, padded with ``<s> <s>``); backward, every
@@ -59,50 +59,12 @@ from nltk.lm import KneserNeyInterpolated
 from nltk.lm.preprocessing import padded_everygram_pipeline
 
 from lessons import data
-from lessons.elmo import BiLM, make_batch
+from lessons.elmo import PRETRAINED_DIR, BiLM, perplexities
 from lessons.vocab import UNK, Vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "models" / "elmo-small.safetensors"
-VOCAB = ROOT / "models" / "elmo-small.vocab.txt"
-
-
-def load_vocabulary(path: Path) -> Vocabulary:
-    """The `Vocabulary` whose words are the lines of ``path``, in id order."""
-    words = path.read_text(encoding="utf-8").splitlines()
-    if words[0] != UNK:
-        raise ValueError(f"{path}: the first line must be {UNK!r}, got {words[0]!r}")
-    # counts that rebuild exactly this order (by frequency, then alphabetically)
-    counts = Counter({word: len(words) - i for i, word in enumerate(words[1:])})
-    vocab = Vocabulary(counts)
-    if vocab.index_to_key != words:
-        raise ValueError(f"{path}: could not rebuild the vocabulary in its order")
-    return vocab
-
-
-# --------------------------------------------------------------------------------------
-# The biLM
-# --------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def bilm_perplexities(
-    model: BiLM, vocab: Vocabulary, sentences: Sequence[Sequence[str]], batch_size: int = 64
-) -> tuple[float, float, int]:
-    """Forward and backward perplexity of ``model`` and the number of predicted tokens."""
-    model.eval()
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    forward_nll = backward_nll = 0.0
-    count = 0
-    for start in range(0, len(order), batch_size):
-        group = [sentences[i] for i in order[start : start + batch_size]]
-        char_ids, mask, targets = make_batch(group, vocab, model.max_chars)
-        forward_loss, backward_loss = model.losses(char_ids, mask, targets)
-        predicted = sum(len(s) + 1 for s in group)  # the mean is over these tokens
-        forward_nll += float(forward_loss) * predicted
-        backward_nll += float(backward_loss) * predicted
-        count += predicted
-    return math.exp(forward_nll / count), math.exp(backward_nll / count), count
+MODEL = PRETRAINED_DIR / "elmo-small.safetensors"
+VOCAB = PRETRAINED_DIR / "elmo-small.vocab.txt"
 
 
 # --------------------------------------------------------------------------------------
@@ -202,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    vocab = load_vocabulary(args.vocab)
+    vocab = Vocabulary.load(args.vocab)
     model = BiLM.load(args.model)
     train = data.wikipedia("train")
     validation = data.wikipedia("validation")
@@ -212,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         return [s[::-1] for s in out] if reverse else out
 
     start = time.perf_counter()
-    forward, backward, predicted = bilm_perplexities(model, vocab, validation)
+    forward, backward = perplexities(model, vocab, validation)
+    predicted = sum(len(s) + 1 for s in validation)
     bilm_seconds = time.perf_counter() - start
     oov = sum(w not in vocab for s in validation for w in s) / sum(len(s) for s in validation)
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from lessons import data
-from lessons.elmo import BiLM, make_batch
+from lessons.elmo import PRETRAINED_DIR, BiLM, make_batch, perplexities
 from lessons.train import set_seed
 from lessons.vocab import Vocabulary
 
@@ -70,21 +70,6 @@ def batches(sentences, vocab, max_chars, batch_tokens, shuffle_rng=None):
     return out
 
 
-@torch.no_grad()
-def perplexities(model: BiLM, batched) -> tuple[float, float]:
-    """Forward and backward perplexity over all the tokens of ``batched``."""
-    model.eval()
-    forward_nll = backward_nll = 0.0
-    count = 0
-    for char_ids, mask, targets, predicted in batched:
-        forward_loss, backward_loss = model.losses(char_ids, mask, targets)
-        forward_nll += float(forward_loss) * predicted
-        backward_nll += float(backward_loss) * predicted
-        count += predicted
-    model.train()
-    return math.exp(forward_nll / count), math.exp(backward_nll / count)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="time budget (training)")
@@ -96,9 +81,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-chars", type=int, default=50)
     parser.add_argument("--max-tokens", type=int, default=50, help="longest training piece")
     parser.add_argument("--batch-tokens", type=int, default=1_000, help="words per batch")
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=2e-3, help="decays linearly to 0")
+    parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--output", type=Path, default=ROOT / "models" / "elmo-small.safetensors")
+    parser.add_argument("--output", type=Path, default=PRETRAINED_DIR / "elmo-small.safetensors")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -107,7 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     val_sentences = data.wikipedia("validation")
     vocab = Vocabulary.from_sentences(train_sentences, max_size=args.vocab_size)
     model = BiLM(
-        len(vocab), token_dim=args.token_dim, lstm_dim=args.lstm_dim, max_chars=args.max_chars
+        len(vocab),
+        token_dim=args.token_dim,
+        lstm_dim=args.lstm_dim,
+        max_chars=args.max_chars,
+        dropout=args.dropout,
     )
     parameters = sum(p.numel() for p in model.parameters())
     print(f"vocabulary: {len(vocab)} words (with <unk>); model: {parameters:,} parameters")
@@ -116,11 +106,16 @@ def main(argv: list[str] | None = None) -> None:
     train_batches = batches(
         chunks(train_sentences, args.max_tokens), vocab, args.max_chars, args.batch_tokens
     )
-    val_batches = batches(val_sentences, vocab, args.max_chars, args.batch_tokens)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     rng = random.Random(args.seed)
     budget = math.inf if args.epochs else args.minutes * 60
     epochs = args.epochs or 10_000
+    total_steps = epochs * len(train_batches)
+
+    def progress() -> float:
+        """The fraction of the run done: of the steps, or of the time budget."""
+        return max(step / total_steps, (time.perf_counter() - start) / budget)
+
     start = time.perf_counter()
     step = 0
     history = []
@@ -130,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         for char_ids, mask, targets, predicted in train_batches:
             if time.perf_counter() - start > budget:
                 break
+            for group in optimizer.param_groups:  # linear decay to 0
+                group["lr"] = args.lr * (1 - progress())
             loss = model.loss(char_ids, mask, targets)
             optimizer.zero_grad()
             loss.backward()
@@ -140,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
             count += predicted
         if count == 0:  # the budget ran out at the end of the previous epoch
             break
-        fwd, bwd = perplexities(model, val_batches)
+        fwd, bwd = perplexities(model, vocab, val_sentences)
+        model.train()
         elapsed = time.perf_counter() - start
         history.append((epoch, math.exp(total / count), fwd, bwd, elapsed))
         print(
@@ -155,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.output)
     vocab_path = args.output.with_name(args.output.name.removesuffix(".safetensors") + ".vocab.txt")
-    vocab_path.write_text("\n".join(vocab.index_to_key) + "\n", encoding="utf-8")
+    vocab.save(vocab_path)
     size = args.output.stat().st_size / 1e6
     print(f"saved {args.output} ({size:.1f} MB) and {vocab_path}")
     print(f"trained {step} steps in {(time.perf_counter() - start) / 60:.1f} min")

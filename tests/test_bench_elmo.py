@@ -1,12 +1,10 @@
-"""bench/elmo.py: the fast Kneser-Ney scores equal nltk's, and the vocabulary file round-trips."""
+"""bench/elmo.py: the fast Kneser-Ney scores equal nltk's."""
 
 import importlib.util
 import math
 from pathlib import Path
 
 import pytest
-
-from lessons.vocab import Vocabulary
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "elmo.py"
 
@@ -39,10 +37,3 @@ def test_fast_kneser_ney_matches_nltk(bench, discount):
         assert math.isclose(lm.score(word, context), fast.score(word, context), rel_tol=1e-12)
     total = sum(fast.score(w, ("the", "cat")) for w in lm.vocab)
     assert math.isclose(total, 1.0, rel_tol=1e-9)
-
-
-def test_load_vocabulary_keeps_the_order(bench, tmp_path):
-    vocab = Vocabulary.from_sentences(CORPUS)
-    path = tmp_path / "vocab.txt"
-    path.write_text("\n".join(vocab.index_to_key) + "\n", encoding="utf-8")
-    assert bench.load_vocabulary(path).index_to_key == vocab.index_to_key

@@ -20,8 +20,11 @@ from lessons.elmo import (
     Highway,
     ScalarMix,
     character_ids,
+    embed_sentences,
     lm_loss,
+    load_pretrained,
     make_batch,
+    perplexities,
     word_ids,
 )
 from lessons.vocab import Vocabulary
@@ -260,6 +263,58 @@ def test_elmo_output_shapes_and_freezing():
     assert torch.allclose(out.layers[:, 0], full[:, 0, 1:7])
 
 
+def test_dropout_changes_the_training_loss_but_never_the_representations():
+    vocab = Vocabulary.from_sentences(SENTENCES)
+    bilm = tiny_bilm(len(vocab), dropout=0.5).train()
+    batch = make_batch(SENTENCES, vocab, max_chars=8)
+    ids, mask = batch[0], batch[1]
+    torch.manual_seed(0)
+    first, second = bilm.loss(*batch), bilm.loss(*batch)
+    assert not torch.equal(first, second)  # a new dropout mask each time
+    assert torch.equal(bilm(ids, mask), bilm.eval()(ids, mask))  # forward never drops
+    assert torch.equal(bilm.loss(*batch), bilm.loss(*batch))  # eval mode: no dropout
+    plain = tiny_bilm(len(vocab), dropout=0.0)
+    assert torch.equal(plain.train().loss(*batch), plain.eval().loss(*batch))
+
+
+def test_embed_sentences_gives_each_sentence_its_own_unpadded_layers():
+    bilm = tiny_bilm()
+    embedded = embed_sentences(bilm, SENTENCES, batch_size=2)
+    assert [tuple(e.shape) for e in embedded] == [(3, 6, 16), (3, 3, 16), (3, 3, 16)]
+    for sentence, layers in zip(SENTENCES, embedded, strict=True):
+        alone = bilm(*character_ids([sentence], max_chars=8))[:, 0, 1:-1]
+        assert torch.allclose(layers, alone, atol=1e-6)
+    # layer 0 depends on the word only; layers 1 and 2 on the sentence
+    the_first, the_second = embedded[0][:, 0], embedded[0][:, 4]
+    assert torch.allclose(the_first[0], the_second[0])
+    assert not torch.allclose(the_first[1], the_second[1], atol=1e-4)
+
+
+def test_perplexities_are_the_token_weighted_mean_over_batches():
+    vocab = Vocabulary.from_sentences(SENTENCES)
+    bilm = tiny_bilm(len(vocab))
+    together = perplexities(bilm, vocab, SENTENCES, batch_size=2)
+    losses = [bilm.losses(*make_batch([s], vocab, max_chars=8)) for s in SENTENCES]
+    tokens = [len(s) + 1 for s in SENTENCES]
+    for direction in range(2):
+        weighted = [n * float(loss[direction]) for n, loss in zip(tokens, losses, strict=True)]
+        mean = sum(weighted) / sum(tokens)
+        assert together[direction] == pytest.approx(math.exp(mean), rel=1e-5)
+
+
+def test_the_shipped_bilm_loads_with_its_vocabulary_and_predicts_well():
+    from lessons import data
+
+    bilm, vocab = load_pretrained()
+    assert not bilm.training and bilm.num_words == len(vocab) == 10_001
+    assert vocab.index_to_key[:4] == ["<unk>", "the", "of", "and"]
+    forward, backward = perplexities(bilm, vocab, data.wikipedia("validation")[:300])
+    # the whole validation split is in bench/results/elmo.txt; a uniform guess is 10,003
+    assert forward < 400 and backward < 400
+    with pytest.raises(ValueError, match="expected one of"):
+        load_pretrained("elmo-large")
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -333,6 +388,10 @@ def test_bad_arguments_are_named():
         tiny_bilm(lstm_dim=8)
     with pytest.raises(ValueError, match="filters: expected"):
         tiny_bilm(filters=((0, 4),))
+    with pytest.raises(ValueError, match=r"dropout: expected a probability in \[0, 1\), got 1.0"):
+        tiny_bilm(dropout=1.0)
+    with pytest.raises(TypeError, match="dropout: expected a probability"):
+        tiny_bilm(dropout="0.1")
     with pytest.raises(TypeError, match="bilm: expected a lessons.elmo.BiLM, got Linear"):
         ELMo(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="layers: expected 3 layers"):

@@ -100,3 +100,23 @@ def test_bigram_model_bad_input():
         TypeError, match="words: expected word ids of dtype torch.long, got torch.float32"
     ):
         BigramLanguageModel(10)(torch.zeros(3))
+
+
+def test_vocabulary_file_round_trip_keeps_every_id(tmp_path):
+    vocab = Vocabulary.from_sentences(SENTENCES)
+    path = tmp_path / "vocab.txt"
+    vocab.save(path)
+    loaded = Vocabulary.load(path)
+    assert loaded.index_to_key == vocab.index_to_key
+    assert [loaded[w] for w in vocab.index_to_key] == list(range(len(vocab)))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("cat\n<unk>\n", "first line"), ("", "first line"), ("<unk>\ncat\ncat\n", "repeated")],
+)
+def test_vocabulary_load_rejects_other_files(tmp_path, text, message):
+    path = tmp_path / "vocab.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        Vocabulary.load(path)

@@ -16,14 +16,16 @@ Names follow the paper and allennlp's implementation (``ELMoCharacterMapper``,
 highway layers, ``token_dim=512`` and LSTMs of 4096 cells; the defaults here are small
 enough to train on a laptop's CPU.
 
-Simplifications, all deliberate: no cell or projection clipping in the LSTMs, no
-dropout inside the biLM, and the full softmax instead of sampled softmax.
+Simplifications, all deliberate: no cell or projection clipping in the LSTMs, and the
+full softmax instead of sampled softmax. Dropout (the paper used 0.1) is applied to the
+input of every LSTM layer and to the top layer before the softmax, in training only.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,8 +53,11 @@ __all__ = [
     "PADDING_CHAR",
     "ScalarMix",
     "character_ids",
+    "embed_sentences",
     "lm_loss",
+    "load_pretrained",
     "make_batch",
+    "perplexities",
     "word_ids",
 ]
 
@@ -66,6 +71,7 @@ PADDING_CHAR = 260 + 1  #: fills a token's row after END_OF_WORD
 NUM_CHARS = 262  #: ids 0..261: 0 = padding token, 1..256 = bytes + 1, then the specials
 
 CONFIG_KEY = "lessons.elmo.BiLM"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
 # --------------------------------------------------------------------------------------
@@ -278,7 +284,10 @@ class BiLM(nn.Module):
       to ``token_dim``, PyTorch's ``nn.LSTM(proj_size=...)``), the second with a residual
       connection: ``h2 = lstm2(h1) + h1``. At position ``t`` it has seen tokens ``<= t``;
     * the backward LM: the same on the reversed sentence; at ``t`` it has seen ``>= t``;
-    * one softmax layer (``token_dim -> num_words + 2``) shared by both directions.
+    * one softmax layer (``token_dim -> num_words + 2``) shared by both directions;
+    * ``dropout``: in training mode, `logits` and `losses` (language modelling) apply it
+      to the input of every LSTM layer and to the top layer before the softmax;
+      `forward` (the representations ELMo uses) never drops anything.
 
     The softmax covers the vocabulary (``num_words`` = ``len(vocab)``, id 0 = ``<unk>``)
     plus two ids: ``num_words`` for <S> and ``num_words + 1`` for </S>. The forward LM
@@ -305,9 +314,14 @@ class BiLM(nn.Module):
         char_dim: int = 16,
         filters: Sequence[Sequence[int]] = ((1, 32), (2, 32), (3, 64), (4, 128)),
         highway_layers: int = 1,
+        dropout: float = 0.0,
     ):
         super().__init__()
         _check_positive("num_words", num_words)
+        if isinstance(dropout, bool) or not isinstance(dropout, int | float):
+            raise TypeError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         _check_positive("token_dim", token_dim)
         _check_positive("lstm_dim", lstm_dim)
         if lstm_dim <= token_dim:
@@ -329,6 +343,7 @@ class BiLM(nn.Module):
             "char_dim": char_dim,
             "filters": [list(f) for f in filters],
             "highway_layers": highway_layers,
+            "dropout": float(dropout),
         }
         self.num_words = num_words
         self.bos_id, self.eos_id = num_words, num_words + 1
@@ -340,6 +355,7 @@ class BiLM(nn.Module):
         self.forward_layers = nn.ModuleList([lstm(), lstm()])
         self.backward_layers = nn.ModuleList([lstm(), lstm()])
         self.softmax = nn.Linear(token_dim, num_words + 2)
+        self.dropout = nn.Dropout(dropout)
 
     @property
     def max_chars(self) -> int:
@@ -378,14 +394,21 @@ class BiLM(nn.Module):
         return mask
 
     def _run(
-        self, char_ids: torch.Tensor, mask: torch.Tensor | None
+        self, char_ids: torch.Tensor, mask: torch.Tensor | None, drop: bool
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         """``x``, the forward and backward layers (each ``(batch, time, token_dim)``, in
-        sentence order) and the mask."""
+        sentence order) and the mask; with ``drop``, dropout on every LSTM's input."""
         mask = self._mask(char_ids, mask)
-        keep = mask[..., None].to(torch.float32)
+        return self._run_from_tokens(self.token_encoder(char_ids), mask, drop)
+
+    def _run_from_tokens(
+        self, x: torch.Tensor, mask: torch.Tensor, drop: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """`_run` from the token vectors ``x`` ``(batch, time, token_dim)`` on, for a
+        checked ``mask``: the LSTMs of both directions."""
+        keep = mask[..., None].to(x.dtype)
         lengths = mask.sum(dim=1)
-        x = self.token_encoder(char_ids) * keep
+        x = x * keep
         outputs = []
         for layers, sequence in (
             (self.forward_layers, x),
@@ -395,7 +418,7 @@ class BiLM(nn.Module):
             for i, lstm in enumerate(layers):
                 with warnings.catch_warnings():  # PyTorch's notice on CPUs; same numbers
                     warnings.filterwarnings("ignore", message="LSTM with projections is not")
-                    out = lstm(h)[0]
+                    out = lstm(self.dropout(h) if drop else h)[0]
                 h = (out + h if i > 0 else out) * keep  # residual connection 1 -> 2
                 hidden.append(h)
             outputs.append(hidden)
@@ -404,7 +427,7 @@ class BiLM(nn.Module):
         return x, forward_hidden, backward_hidden, mask
 
     def forward(self, char_ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x, fwd, bwd, _ = self._run(char_ids, mask)
+        x, fwd, bwd, _ = self._run(char_ids, mask, drop=False)
         layers = [torch.cat([x, x], -1)]
         layers += [torch.cat([f, b], -1) for f, b in zip(fwd, bwd, strict=True)]
         return torch.stack(layers)
@@ -415,15 +438,15 @@ class BiLM(nn.Module):
         """Scores of the next word (forward LM) and of the previous word (backward LM):
         two tensors ``(batch, tokens + 2, num_words + 2)``. Row ``t`` of the first
         predicts token ``t + 1``; row ``t`` of the second predicts token ``t - 1``."""
-        _, fwd, bwd, _ = self._run(char_ids, mask)
-        return self.softmax(fwd[-1]), self.softmax(bwd[-1])
+        _, fwd, bwd, _ = self._run(char_ids, mask, drop=True)
+        return self.softmax(self.dropout(fwd[-1])), self.softmax(self.dropout(bwd[-1]))
 
     def losses(
         self, char_ids: torch.Tensor, mask: torch.Tensor | None, targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The forward and backward LMs' cross-entropies, each the mean over the tokens
         it predicts (the words and </S> forward; the words and <S> backward)."""
-        _, fwd, bwd, mask = self._run(char_ids, mask)
+        _, fwd, bwd, mask = self._run(char_ids, mask, drop=True)
         batch, time = mask.shape
         if not isinstance(targets, torch.Tensor) or tuple(targets.shape) != (batch, time - 2):
             got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets)
@@ -447,10 +470,14 @@ class BiLM(nn.Module):
         # backward: row t predicts token t - 1, but only from real rows t
         backward_targets = torch.where(mask[:, 1:], full[:, :-1], -100)
         forward_loss = F.cross_entropy(
-            self.softmax(fwd[-1][:, :-1]).transpose(1, 2), forward_targets, ignore_index=-100
+            self.softmax(self.dropout(fwd[-1][:, :-1])).transpose(1, 2),
+            forward_targets,
+            ignore_index=-100,
         )
         backward_loss = F.cross_entropy(
-            self.softmax(bwd[-1][:, 1:]).transpose(1, 2), backward_targets, ignore_index=-100
+            self.softmax(self.dropout(bwd[-1][:, 1:])).transpose(1, 2),
+            backward_targets,
+            ignore_index=-100,
         )
         return forward_loss, backward_loss
 
@@ -533,6 +560,81 @@ def _read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.
             f"{path}: not a lessons.elmo.BiLM checkpoint (no {CONFIG_KEY!r} in its metadata)"
         )
     return json.loads(metadata[CONFIG_KEY]), tensors
+
+
+def load_pretrained(name: str = "elmo-small") -> tuple[BiLM, Vocabulary]:
+    """The biLM that ``scripts/train_elmo.py`` trained on the Wikipedia sample, and its
+    vocabulary (the language model's output words), as shipped inside the package.
+
+    The model is returned in eval mode. ``name`` picks ``pretrained/<name>.safetensors``
+    and ``pretrained/<name>.vocab.txt``.
+    """
+    path = PRETRAINED_DIR / f"{name}.safetensors"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
+        raise ValueError(f"name: expected one of {shipped}, got {name!r}")
+    model = BiLM.load(path)
+    vocab = Vocabulary.load(PRETRAINED_DIR / f"{name}.vocab.txt")
+    if len(vocab) != model.num_words:
+        raise ValueError(
+            f"{name}: the vocabulary file has {len(vocab)} words but the model predicts "
+            f"{model.num_words}"
+        )
+    return model.eval(), vocab
+
+
+@torch.no_grad()
+def embed_sentences(
+    bilm: BiLM, sentences: Sequence[Sequence[str]], batch_size: int = 64
+) -> list[torch.Tensor]:
+    """ELMo's three layers for every word of every sentence (allennlp's
+    ``ElmoEmbedder.embed_sentences``): one tensor ``(3, len(sentence), 2 * token_dim)``
+    per sentence, without <S> and </S>, on the CPU.
+
+    Layer 0 is the character encoder's vector (the same for a word wherever it occurs);
+    layers 1 and 2 are the LSTM layers, forward and backward concatenated, which depend on
+    the whole sentence. Sentences are batched by length; the model is left in eval mode.
+    """
+    sentences = _check_sentences(sentences)
+    bilm.eval()
+    device = bilm.softmax.weight.device
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    out: list[torch.Tensor] = [torch.empty(0)] * len(sentences)
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        char_ids, mask = character_ids([sentences[i] for i in chosen], bilm.max_chars)
+        layers = bilm(char_ids.to(device), mask.to(device)).cpu()
+        for row, i in enumerate(chosen):
+            out[i] = layers[:, row, 1 : 1 + len(sentences[i])]
+    return out
+
+
+@torch.no_grad()
+def perplexities(
+    model: BiLM, vocab: Vocabulary, sentences: Sequence[Sequence[str]], batch_size: int = 64
+) -> tuple[float, float]:
+    """The forward and the backward LM's perplexity on ``sentences``.
+
+    Each is ``exp`` of the mean cross-entropy over the tokens its direction predicts (the
+    forward LM: every word and </S>; the backward LM: every word and <S>), words outside
+    ``vocab`` counting as ``<unk>``. Sentences are batched by length (less padding). The
+    model is left in eval mode.
+    """
+    sentences = _check_sentences(sentences)
+    model.eval()
+    device = model.softmax.weight.device
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    forward_nll = backward_nll = 0.0
+    count = 0
+    for start in range(0, len(order), batch_size):
+        group = [sentences[i] for i in order[start : start + batch_size]]
+        char_ids, mask, targets = (t.to(device) for t in make_batch(group, vocab, model.max_chars))
+        forward_loss, backward_loss = model.losses(char_ids, mask, targets)
+        predicted = sum(len(s) + 1 for s in group)  # each loss is a mean over these tokens
+        forward_nll += float(forward_loss) * predicted
+        backward_nll += float(backward_loss) * predicted
+        count += predicted
+    return math.exp(forward_nll / count), math.exp(backward_nll / count)
 
 
 def lm_loss(model: BiLM, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:

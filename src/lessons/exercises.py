@@ -59,7 +59,12 @@ __all__ = [
 #: Modules that declare exercises (and quiz questions). `registry()` imports them
 #: lazily, so it sees every exercise of the book even before a chapter was imported.
 #: A new chapter module appends itself here.
-TOPIC_MODULES: tuple[str, ...] = ("lessons.basics", "lessons.word2vec", "lessons.elmo")
+TOPIC_MODULES: tuple[str, ...] = (
+    "lessons.basics",
+    "lessons.word2vec",
+    "lessons.elmo",
+    "lessons.attention",
+)
 
 #: Seconds a learner's function may run on one case before the checker gives up on it.
 DEFAULT_TIMEOUT_S = 5.0

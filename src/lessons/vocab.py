@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 __all__ = ["UNK", "Vocabulary", "check_sentences"]
 
@@ -116,6 +117,27 @@ class Vocabulary:
                 raise IndexError(f"ids: {i} is out of range for a vocabulary of {len(self)} words")
             words.append(self.index_to_key[i])
         return words
+
+    def save(self, path: str | Path) -> None:
+        """Write the words to ``path``, one per line in id order (line 1 is ``<unk>``)."""
+        Path(path).write_text("\n".join(self.index_to_key) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocabulary:
+        """The vocabulary `save` wrote to ``path``: the same words with the same ids.
+
+        The file keeps the order, not the counts: ``counts`` of the result are made-up
+        numbers that rebuild that order.
+        """
+        words = Path(path).read_text(encoding="utf-8").splitlines()
+        if not words or words[0] != UNK:
+            first = words[0] if words else "nothing"
+            raise ValueError(f"{path}: expected {UNK!r} on the first line, got {first!r}")
+        counts = Counter({word: len(words) - i for i, word in enumerate(words[1:])})
+        vocab = cls(counts)
+        if vocab.index_to_key != words:
+            raise ValueError(f"{path}: not a vocabulary file (a repeated or empty word?)")
+        return vocab
 
     def __repr__(self) -> str:
         preview = ", ".join(self.index_to_key[1:6])

@@ -1,0 +1,171 @@
+"""Linear probes: how much of a task a frozen representation makes linearly readable.
+
+Used in: notebooks/02_elmo.ipynb, section 5 (word2vec against ELMo's layers on the
+sentence-polarity task), and in later chapters for other frozen encoders.
+
+A probe is a logistic-regression classifier trained on fixed features. Its held-out
+accuracy, estimated by k-fold cross-validation, measures the features, not the probe.
+With a few hundred examples that estimate is noisy, so `cross_validate` repeats the
+k-fold split with different shuffles and reports the spread.
+
+Two kinds of features:
+
+* ``(examples, dim)``: one vector per example; the probe is ``softmax(W f + b)``.
+* ``(examples, layers, dim)``: one vector per example *and layer*; the probe first mixes
+  the layers with a learned `lessons.elmo.ScalarMix` (``gamma * sum_j s_j f_j``), then
+  classifies the mix: ELMo's recipe, trained jointly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lessons.elmo import ScalarMix
+
+__all__ = ["CrossValidation", "LinearProbe", "cross_validate", "fit_probe"]
+
+
+class LinearProbe(nn.Module):
+    """Logistic regression on fixed features, with a learned scalar mix for layered ones.
+
+    ``LinearProbe(dim, num_classes, num_layers=None)``; ``forward(features)`` takes
+    ``(batch, dim)``, or ``(batch, num_layers, dim)`` when ``num_layers`` is given, and
+    returns logits ``(batch, num_classes)``.
+    """
+
+    def __init__(self, dim: int, num_classes: int, num_layers: int | None = None):
+        super().__init__()
+        self.num_layers = num_layers
+        self.mix = ScalarMix(num_layers) if num_layers is not None else None
+        self.classifier = nn.Linear(dim, num_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.mix is not None:
+            features = self.mix(features.transpose(0, 1))  # (layers, batch, dim) -> mixed
+        return self.classifier(features)
+
+
+def _check_features(features: object, labels: object) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(features, torch.Tensor) or features.dim() not in (2, 3):
+        got = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features)
+        raise ValueError(
+            f"features: expected a tensor (examples, dim) or (examples, layers, dim), got {got}"
+        )
+    if not features.is_floating_point():
+        raise TypeError(f"features: expected floating point values, got {features.dtype}")
+    labels = torch.as_tensor(labels)
+    if labels.shape != (features.shape[0],) or labels.is_floating_point():
+        raise ValueError(
+            f"labels: expected {features.shape[0]} integer class ids (one per example), "
+            f"got {labels.dtype} of shape {tuple(labels.shape)}"
+        )
+    if len(labels.unique()) < 2:
+        raise ValueError("labels: expected at least two classes")
+    return features, labels.long()
+
+
+def fit_probe(
+    features: torch.Tensor, labels: torch.Tensor, weight_decay: float = 1e-3, steps: int = 100
+) -> LinearProbe:
+    """Train a `LinearProbe` on all of ``features`` with L-BFGS (full batch).
+
+    ``weight_decay`` is the L2 penalty on the classifier's weights (not on the mix).
+    """
+    features, labels = _check_features(features, labels)
+    num_layers = features.shape[1] if features.dim() == 3 else None
+    probe = LinearProbe(features.shape[-1], int(labels.max()) + 1, num_layers).to(features.dtype)
+    optimizer = torch.optim.LBFGS(probe.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(probe(features), labels)
+        loss = loss + weight_decay * probe.classifier.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return probe
+
+
+@dataclass
+class CrossValidation:
+    """Held-out accuracies of `cross_validate`: one per fold of every repeat."""
+
+    accuracies: list[float]
+    folds: int
+    repeats: int
+    examples: int
+
+    @property
+    def mean(self) -> float:
+        return sum(self.accuracies) / len(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of the repeat means (the spread from the choice of split)."""
+        means = self.repeat_means
+        if len(means) < 2:
+            return 0.0
+        centre = sum(means) / len(means)
+        return math.sqrt(sum((m - centre) ** 2 for m in means) / (len(means) - 1))
+
+    @property
+    def repeat_means(self) -> list[float]:
+        return [
+            sum(self.accuracies[r * self.folds : (r + 1) * self.folds]) / self.folds
+            for r in range(self.repeats)
+        ]
+
+    @property
+    def standard_error(self) -> float:
+        """Binomial standard error ``sqrt(p (1 - p) / n)`` of an accuracy ``p`` measured on
+        ``n = examples`` test examples: the uncertainty that comes from having so few."""
+        return math.sqrt(self.mean * (1 - self.mean) / self.examples)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.mean:.3f} ± {self.standard_error:.3f} (binomial s.e.; "
+            f"repeats spread {self.std:.3f}; {self.repeats} x {self.folds}-fold)"
+        )
+
+
+def cross_validate(
+    features: torch.Tensor,
+    labels: torch.Tensor | Sequence[int],
+    folds: int = 10,
+    repeats: int = 5,
+    seed: int = 0,
+    weight_decay: float = 1e-3,
+) -> CrossValidation:
+    """Repeated stratified k-fold cross-validation of a `LinearProbe`.
+
+    Each repeat shuffles the examples of each class with its own seed and deals them
+    round-robin into ``folds`` folds (so every fold has the same class balance); each
+    fold is held out once while a probe is fitted (`fit_probe`) on the rest. Features are
+    standardised with the training folds' mean and standard deviation only.
+    """
+    features, labels = _check_features(features, labels)
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(labels):
+        raise ValueError(f"folds: expected an int in [2, {len(labels)}], got {folds!r}")
+    accuracies = []
+    for repeat in range(repeats):
+        generator = torch.Generator().manual_seed(seed + repeat)
+        fold_of = torch.empty(len(labels), dtype=torch.long)
+        for label in labels.unique():
+            members = (labels == label).nonzero().flatten()
+            members = members[torch.randperm(len(members), generator=generator)]
+            fold_of[members] = torch.arange(len(members)) % folds
+        for fold in range(folds):
+            test, train = fold_of == fold, fold_of != fold
+            mean = features[train].mean(dim=0)
+            std = features[train].std(dim=0).clamp(min=1e-8)
+            probe = fit_probe((features[train] - mean) / std, labels[train], weight_decay)
+            with torch.no_grad():
+                predicted = probe((features[test] - mean) / std).argmax(dim=-1)
+            accuracies.append(float((predicted == labels[test]).float().mean()))
+    return CrossValidation(accuracies, folds, repeats, examples=len(labels))

@@ -1,0 +1,466 @@
+"""Generated sequence-to-sequence tasks: date normalisation, copying, reversal.
+
+Used in: notebooks/03_attention.ipynb, sections 1 (the bottleneck), 2 (Bahdanau and
+Luong attention) and 6 (when recurrence isn't needed).
+
+Nothing is downloaded: every example is generated from a seed, so the same seed gives the
+same lists on every machine. An example is a pair of strings ``(source, target)``:
+
+* **dates**: a date written in one of `DATE_FORMATS` (``"Thursday, the 14th of September
+  2023"``, ``"14/09/2023"``, ``"SEP 14, 2023"``, ...) -> the ISO form ``"2023-09-14"``.
+  Sources are 10 to 37 characters long; every target is 10 characters.
+* **copy**: ``"cabd"`` -> ``"cabd"``; **reversal**: ``"cabd"`` -> ``"dbac"``.
+
+`date_splits` and `copy_splits` split by *input length*: the training set and the
+in-distribution test set hold sources of at most ``max_train_len`` characters (30 for
+dates, 20 for copy), the long test set only sources longer than that (31-37 and 21-30),
+so the models meet those lengths for the first time at test time.
+
+The two tasks pull in opposite directions. A date carries the same information however
+it is written (a 10-character answer), so a fixed-length summary of the source is
+enough in principle. A copied string carries as much as its length: a fixed-length
+summary must run out, which is the bottleneck of section 1.
+
+Models read characters through `CharVocab`: ids 0, 1, 2 are ``<pad>``, ``<s>`` and
+``</s>``, then one id per character of `ALPHABET`. `make_batch` turns pairs into the
+padded tensors the models of `lessons.seq2seq` take.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import torch
+
+__all__ = [
+    "ALPHABET",
+    "BOS",
+    "CharVocab",
+    "DATE_FORMATS",
+    "LengthSplits",
+    "EOS",
+    "PAD",
+    "batches",
+    "copy_examples",
+    "copy_splits",
+    "date_examples",
+    "date_splits",
+    "format_date",
+    "make_batch",
+    "reverse_examples",
+]
+
+PAD, BOS, EOS = "<pad>", "<s>", "</s>"
+#: Every character a source or target may hold: what the dates need, and the letters
+#: that copy and reversal draw their symbols from.
+ALPHABET = " ,-./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+FIRST_DATE, LAST_DATE = date(1950, 1, 1), date(2049, 12, 31)
+
+
+# --------------------------------------------------------------------------------------
+# The vocabulary
+# --------------------------------------------------------------------------------------
+
+
+class CharVocab:
+    """Characters <-> ids: ``<pad>`` = 0, ``<s>`` = 1, ``</s>`` = 2, then ``characters``.
+
+    One vocabulary serves the sources and the targets. `encode` raises a ValueError for a
+    character outside the vocabulary (naming it and where it is); `decode` stops at the
+    first ``</s>`` and leaves out ``<pad>`` and ``<s>``.
+    """
+
+    specials = (PAD, BOS, EOS)
+
+    def __init__(self, characters: str = ALPHABET):
+        if not isinstance(characters, str) or not characters:
+            raise ValueError(f"characters: expected a non-empty string, got {characters!r}")
+        if len(set(characters)) != len(characters):
+            repeated = sorted({c for c in characters if characters.count(c) > 1})
+            raise ValueError(f"characters: expected each character once, got {repeated} twice")
+        self.characters = characters
+        self.index_to_token = [*self.specials, *characters]
+        self.token_to_index = {token: i for i, token in enumerate(self.index_to_token)}
+        self.pad_id, self.bos_id, self.eos_id = 0, 1, 2
+
+    def __len__(self) -> int:
+        return len(self.index_to_token)
+
+    def __repr__(self) -> str:
+        return f"CharVocab({len(self)} ids: 3 specials and {self.characters!r})"
+
+    def encode(self, text: str, name: str = "text") -> list[int]:
+        """The ids of the characters of ``text`` (no ``<s>`` or ``</s>`` added).
+
+        ``name`` is the argument named in the error message.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"{name}: expected a string, got {type(text).__name__} {text!r}")
+        ids = []
+        for position, character in enumerate(text):
+            if character not in self.token_to_index or character in self.specials:
+                raise ValueError(
+                    f"{name}: unknown character {character!r} at position {position} of "
+                    f"{text!r}; the vocabulary has {self.characters!r}"
+                )
+            ids.append(self.token_to_index[character])
+        return ids
+
+    def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
+        """The string of ``ids``, up to the first ``</s>``, without ``<pad>`` and ``<s>``."""
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        out = []
+        for i in ids:
+            if i == self.eos_id:
+                break
+            if i not in (self.pad_id, self.bos_id):
+                out.append(self.index_to_token[i])
+        return "".join(out)
+
+
+# --------------------------------------------------------------------------------------
+# Dates
+# --------------------------------------------------------------------------------------
+
+MONTHS = (
+    "January February March April May June July August September October November December"
+).split()
+WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+
+
+def _ordinal(day: int) -> str:
+    """1 -> "1st", 2 -> "2nd", 3 -> "3rd", 11 -> "11th", 22 -> "22nd"."""
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def _names(d: date) -> dict[str, str]:
+    month, weekday = MONTHS[d.month - 1], WEEKDAYS[d.weekday()]
+    return {
+        "d": str(d.day),
+        "dd": f"{d.day:02d}",
+        "mm": f"{d.month:02d}",
+        "yyyy": f"{d.year:04d}",
+        "month": month,
+        "mon": month[:3],
+        "weekday": weekday,
+        "wkd": weekday[:3],
+        "dth": _ordinal(d.day),
+    }
+
+
+#: The written forms of a date, by name: ``format_date(date(2023, 9, 14), name)``.
+#: Lengths before a case change, from the shortest date to the longest: 10 for the
+#: numeric forms, up to 27-37 for "weekday, the dth of month".
+DATE_FORMATS: dict[str, str] = {
+    "iso": "{yyyy}-{mm}-{dd}",  # 2023-09-14
+    "dots": "{yyyy}.{mm}.{dd}",  # 2023.09.14
+    "slashes": "{dd}/{mm}/{yyyy}",  # 14/09/2023 (day first)
+    "day_mon": "{d} {mon} {yyyy}",  # 14 Sep 2023
+    "mon_day": "{mon} {d}, {yyyy}",  # Sep 14, 2023
+    "day_month": "{d} {month} {yyyy}",  # 14 September 2023
+    "month_day": "{month} {d}, {yyyy}",  # September 14, 2023
+    "dth_of_month": "{dth} of {month} {yyyy}",  # 14th of September 2023
+    "wkd_day_mon": "{wkd} {d} {mon} {yyyy}",  # Thu 14 Sep 2023
+    "weekday_day_month": "{weekday}, {d} {month} {yyyy}",  # Thursday, 14 September 2023
+    "weekday_month_day": "{weekday}, {month} {d}, {yyyy}",  # Thursday, September 14, 2023
+    "weekday_the_dth_of": "{weekday}, the {dth} of {month} {yyyy}",  # ..., the 14th of ...
+    "weekday_month_the_dth": "{weekday}, {month} the {dth}, {yyyy}",  # ..., September the 14th,
+}
+
+#: Cases a source is written in, chosen at random for each example.
+CASES: dict[str, Callable[[str], str]] = {"as is": str, "lower": str.lower, "upper": str.upper}
+
+
+def format_date(d: date, format_name: str, case: str = "as is") -> str:
+    """``d`` written in the form ``DATE_FORMATS[format_name]``, in ``case`` (`CASES`)."""
+    if not isinstance(d, date):
+        raise TypeError(f"d: expected a datetime.date, got {type(d).__name__} {d!r}")
+    if format_name not in DATE_FORMATS:
+        raise ValueError(
+            f"format_name: expected one of {sorted(DATE_FORMATS)}, got {format_name!r}"
+        )
+    if case not in CASES:
+        raise ValueError(f"case: expected one of {sorted(CASES)}, got {case!r}")
+    return CASES[case](DATE_FORMATS[format_name].format(**_names(d)))
+
+
+def _random_date(rng: random.Random) -> date:
+    return FIRST_DATE + timedelta(days=rng.randrange((LAST_DATE - FIRST_DATE).days + 1))
+
+
+def _random_date_example(rng: random.Random) -> tuple[str, str]:
+    d = _random_date(rng)
+    source = format_date(d, rng.choice(list(DATE_FORMATS)), rng.choice(list(CASES)))
+    return source, d.isoformat()
+
+
+def date_examples(
+    n: int, seed: int = 0, min_len: int = 1, max_len: int | None = None
+) -> list[tuple[str, str]]:
+    """``n`` pairs ``(written date, "YYYY-MM-DD")`` with ``min_len <= len(source) <= max_len``.
+
+    Each example draws a date uniformly from 1950-01-01 to 2049-12-31, a format uniformly
+    from `DATE_FORMATS` and a case uniformly from `CASES`; examples outside the length
+    range are skipped. Sources may repeat (there are about 1.3 million distinct ones).
+    """
+    _check_count("n", n)
+    max_len = _check_length_range(min_len, max_len, shortest=10, longest=37)
+    rng = random.Random(seed)
+    out: list[tuple[str, str]] = []
+    while len(out) < n:
+        source, target = _random_date_example(rng)
+        if min_len <= len(source) <= max_len:
+            out.append((source, target))
+    return out
+
+
+@dataclass(frozen=True)
+class LengthSplits:
+    """A task split by input length (see `date_splits` and `copy_splits`)."""
+
+    train: list[tuple[str, str]]
+    test: list[tuple[str, str]]  # in distribution: sources as long as the training ones
+    long_test: list[tuple[str, str]]  # sources longer than any training source
+    max_train_len: int
+
+    def __repr__(self) -> str:
+        return (
+            f"LengthSplits(train={len(self.train)}, test={len(self.test)}, "
+            f"long_test={len(self.long_test)}, max_train_len={self.max_train_len})"
+        )
+
+
+def date_splits(
+    train_size: int = 20_000,
+    test_size: int = 2_000,
+    long_test_size: int = 2_000,
+    max_train_len: int = 30,
+    seed: int = 0,
+) -> LengthSplits:
+    """The date task split by the length of the source.
+
+    * ``train``: ``train_size`` examples with sources of at most ``max_train_len``
+      characters (10 to 30 with the defaults), drawn as in `date_examples`;
+    * ``test``: ``test_size`` more examples of the same lengths, none of whose sources
+      is in ``train`` (the in-distribution test);
+    * ``long_test``: ``long_test_size`` examples with sources *longer* than
+      ``max_train_len`` (31 to 37 with the defaults), none seen in training. Only the
+      two longest formats, "Thursday, the 14th of September 2023" and "Thursday,
+      September the 14th, 2023", are that long; both occur in training too, with shorter
+      weekdays, months or days ("Friday, the 1st of May 2023").
+
+    The three lists are drawn from one random stream: examples are assigned in turn,
+    by length, to whichever list still needs them; a source already drawn is skipped,
+    so no source occurs twice across or within the lists.
+    """
+    for name, value in (
+        ("train_size", train_size),
+        ("test_size", test_size),
+        ("long_test_size", long_test_size),
+    ):
+        _check_count(name, value)
+    if isinstance(max_train_len, bool) or not isinstance(max_train_len, int):
+        raise TypeError(f"max_train_len: expected an int, got {type(max_train_len).__name__}")
+    if not 10 <= max_train_len < 37:
+        raise ValueError(
+            f"max_train_len: expected 10 to 36 (sources are 10 to 37 characters long), "
+            f"got {max_train_len}"
+        )
+    rng = random.Random(seed)
+    train: list[tuple[str, str]] = []
+    test: list[tuple[str, str]] = []
+    long_test: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    while len(train) < train_size or len(test) < test_size or len(long_test) < long_test_size:
+        source, target = _random_date_example(rng)
+        if source in seen:
+            continue
+        if len(source) > max_train_len:
+            chosen, size = long_test, long_test_size
+        elif len(train) < train_size:
+            chosen, size = train, train_size
+        else:
+            chosen, size = test, test_size
+        if len(chosen) < size:
+            chosen.append((source, target))
+            seen.add(source)
+    return LengthSplits(train, test, long_test, max_train_len)
+
+
+# --------------------------------------------------------------------------------------
+# Copy and reversal
+# --------------------------------------------------------------------------------------
+
+
+def _symbol_examples(
+    n: int, seed: int, min_len: int, max_len: int, symbols: str, reverse: bool
+) -> list[tuple[str, str]]:
+    _check_count("n", n)
+    _check_length_range(min_len, max_len, shortest=1, longest=None)
+    if not isinstance(symbols, str) or not symbols:
+        raise ValueError(f"symbols: expected a non-empty string, got {symbols!r}")
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        source = "".join(rng.choice(symbols) for _ in range(rng.randint(min_len, max_len)))
+        out.append((source, source[::-1] if reverse else source))
+    return out
+
+
+def copy_examples(
+    n: int, seed: int = 0, min_len: int = 1, max_len: int = 10, symbols: str = "abcdefghij"
+) -> list[tuple[str, str]]:
+    """``n`` pairs ``(s, s)``: strings of ``symbols``, lengths uniform in the range."""
+    return _symbol_examples(n, seed, min_len, max_len, symbols, reverse=False)
+
+
+def reverse_examples(
+    n: int, seed: int = 0, min_len: int = 1, max_len: int = 10, symbols: str = "abcdefghij"
+) -> list[tuple[str, str]]:
+    """``n`` pairs ``(s, s[::-1])``: strings of ``symbols``, lengths uniform in the range."""
+    return _symbol_examples(n, seed, min_len, max_len, symbols, reverse=True)
+
+
+def copy_splits(
+    train_size: int = 20_000,
+    test_size: int = 1_000,
+    long_test_size: int = 1_000,
+    max_train_len: int = 20,
+    max_test_len: int = 30,
+    seed: int = 0,
+) -> LengthSplits:
+    """The copy task split by length: strings of the 26 lowercase letters.
+
+    ``train`` and ``test`` have lengths uniform in ``1 ... max_train_len``, ``long_test``
+    in ``max_train_len + 1 ... max_test_len``; each list is drawn with its own seed
+    (``seed``, ``seed + 1``, ``seed + 2``). Unlike the dates, short strings may occur in
+    both ``train`` and ``test`` (there are only 26 strings of length 1); from length 5
+    on, a repeat is unlikely (26^5 = 11.9 million strings).
+    """
+    if not 1 <= max_train_len < max_test_len:
+        raise ValueError(
+            f"max_train_len: expected 1 <= max_train_len < max_test_len={max_test_len}, "
+            f"got {max_train_len}"
+        )
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return LengthSplits(
+        copy_examples(train_size, seed, 1, max_train_len, letters),
+        copy_examples(test_size, seed + 1, 1, max_train_len, letters),
+        copy_examples(long_test_size, seed + 2, max_train_len + 1, max_test_len, letters),
+        max_train_len,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Batches
+# --------------------------------------------------------------------------------------
+
+
+def make_batch(
+    pairs: Sequence[tuple[str, str]] | Sequence[str], vocab: CharVocab
+) -> dict[str, torch.Tensor]:
+    """Pad a list of ``(source, target)`` pairs (or of sources alone) into tensors.
+
+    Returns a dict (``lessons.train.move_to`` moves it to a device) with
+
+    * ``sources`` ``(batch, max source length)``: the characters' ids, padded with 0;
+    * ``source_lengths`` ``(batch,)``: the number of real characters of each source;
+
+    and, when targets are given, with ``target_len`` the longest target:
+
+    * ``decoder_inputs`` ``(batch, target_len + 1)``: ``<s>`` then the target (teacher
+      forcing: the decoder reads the true previous character), padded with 0;
+    * ``decoder_targets`` ``(batch, target_len + 1)``: the target then ``</s>``, padded
+      with 0. Position ``t`` of the inputs predicts position ``t`` of the targets.
+    """
+    if not isinstance(vocab, CharVocab):
+        raise TypeError(f"vocab: expected a lessons.tasks.CharVocab, got {type(vocab).__name__}")
+    if isinstance(pairs, str) or not isinstance(pairs, Sequence) or len(pairs) == 0:
+        raise ValueError(
+            f"pairs: expected a non-empty list of (source, target) pairs or of sources, "
+            f"got {type(pairs).__name__} {str(pairs)[:40]!r}"
+        )
+    with_targets = not isinstance(pairs[0], str)
+    sources, targets = [], []
+    for i, pair in enumerate(pairs):
+        if with_targets:
+            if isinstance(pair, str) or len(pair) != 2:
+                raise ValueError(f"pairs[{i}]: expected a pair (source, target), got {pair!r}")
+            source, target = pair
+            targets.append(vocab.encode(target, f"pairs[{i}] target"))
+            name = f"pairs[{i}] source"
+        else:
+            source, name = pair, f"sources[{i}]"
+        ids = vocab.encode(source, name)
+        if not ids:
+            raise ValueError(f"{name}: expected at least one character, got an empty source")
+        sources.append(ids)
+    batch = {
+        "sources": _pad(sources, vocab.pad_id),
+        "source_lengths": torch.tensor([len(s) for s in sources]),
+    }
+    if with_targets:
+        batch["decoder_inputs"] = _pad([[vocab.bos_id, *t] for t in targets], vocab.pad_id)
+        batch["decoder_targets"] = _pad([[*t, vocab.eos_id] for t in targets], vocab.pad_id)
+    return batch
+
+
+def batches(
+    pairs: Sequence[tuple[str, str]],
+    vocab: CharVocab,
+    batch_size: int = 64,
+    seed: int | None = 0,
+) -> list[dict[str, torch.Tensor]]:
+    """``pairs`` cut into `make_batch` batches of ``batch_size`` (one may be smaller).
+
+    With a ``seed``, the pairs are shuffled, sorted by source length (so a batch holds
+    sources of about one length and little padding: an epoch is about twice as fast),
+    cut into batches, and the batches shuffled. ``seed=None`` keeps the given order.
+    """
+    _check_count("batch_size", batch_size)
+    order = list(range(len(pairs)))
+    if seed is not None:
+        rng = random.Random(seed)
+        rng.shuffle(order)
+        order.sort(key=lambda i: len(pairs[i][0]))
+    groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    if seed is not None:
+        rng.shuffle(groups)
+    return [make_batch([pairs[i] for i in group], vocab) for group in groups]
+
+
+def _pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
+    out = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+
+
+def _check_length_range(
+    min_len: object, max_len: object, shortest: int, longest: int | None
+) -> int:
+    """Check ``min_len <= max_len``; returns ``max_len`` (``longest`` when None)."""
+    if max_len is None:
+        max_len = longest
+    for name, value in (("min_len", min_len), ("max_len", max_len)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    if min_len > max_len:
+        raise ValueError(f"min_len: expected at most max_len={max_len}, got {min_len}")
+    if max_len < shortest or (longest is not None and min_len > longest):
+        raise ValueError(
+            f"max_len: no example has a length in [{min_len}, {max_len}]; sources are "
+            f"{shortest} to {longest} characters long"
+        )
+    return max_len

@@ -1,0 +1,55 @@
+"""bench/attention.py: its parity measurements agree with PyTorch, and --quick runs."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "attention.py"
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_attention", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_parity_errors_are_below_tolerance(bench, dtype):
+    for mask in bench.MASKS:
+        assert bench.sdpa_parity(dtype, mask) < TOLERANCE[dtype]
+        for batch_first in (True, False):
+            assert bench.mha_parity(dtype, mask, batch_first) < TOLERANCE[dtype]
+
+
+def test_masks_combine_padding_and_causal(bench):
+    mask = bench._masks("padding + causal", [3, 1], 3, 3)
+    assert mask[0].tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    assert mask[1].tolist() == [[True, False, False]] * 3
+    assert bench._masks("none", [3], 3, 3) is None
+
+
+def test_quick_run_reports_every_row_and_writes_nothing(bench, tmp_path):
+    output = tmp_path / "attention.txt"
+    report = bench.main(["--quick", "--output", str(output)])
+    assert not output.exists()
+    rows = [line for line in report.splitlines() if line.startswith(("scaled_dot", "MultiHead"))]
+    assert len(rows) == 2 * 3 * len(bench.MASKS)
+    assert all(float(line.split()[-1]) < 1e-5 for line in rows)
+    assert "MHA, both need_weights=False:" in report
+    ratios = [line for line in report.splitlines() if line.rstrip().endswith("x")]
+    assert len(ratios) == 4 and all(float(line.split()[-1][:-1]) > 0 for line in ratios)
+
+
+def test_median_times_runs_every_contender_equally_often(bench):
+    calls = {"a": 0, "b": 0}
+
+    def count(name):
+        calls[name] += 1
+
+    times = bench.median_times({n: (lambda n=n: count(n)) for n in calls}, repeats=3, warmup=1)
+    assert calls == {"a": 4, "b": 4} and set(times) == {"a", "b"}

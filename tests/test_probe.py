@@ -1,0 +1,60 @@
+"""Linear probes: cross-validated logistic regression on frozen features."""
+
+import pytest
+import torch
+
+from lessons.probe import CrossValidation, cross_validate, fit_probe
+
+
+def blobs(n: int = 80, dim: int = 5, shift: float = 3.0, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 2
+    features = torch.randn(n, dim, generator=g, dtype=torch.float64)
+    features[:, 0] += shift * (2 * labels - 1)
+    return features, labels
+
+
+def test_separable_classes_are_found_and_random_labels_are_not():
+    features, labels = blobs()
+    result = cross_validate(features, labels, folds=5, repeats=2)
+    assert isinstance(result, CrossValidation)
+    assert len(result.accuracies) == 10 and result.examples == 80
+    assert result.mean > 0.95
+    shuffled = labels[torch.randperm(80, generator=torch.Generator().manual_seed(1))]
+    noise = torch.randn(80, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    chance = cross_validate(noise, shuffled, folds=5, repeats=4)
+    assert 0.3 < chance.mean < 0.7
+    assert chance.standard_error == pytest.approx((chance.mean * (1 - chance.mean) / 80) ** 0.5)
+    assert "± " in str(chance) and "4 x 5-fold" in str(chance)
+
+
+def test_cross_validation_is_deterministic_for_a_seed():
+    features, labels = blobs(shift=0.7)
+    first = cross_validate(features, labels, folds=4, repeats=2, seed=3)
+    again = cross_validate(features, labels, folds=4, repeats=2, seed=3)
+    assert first.accuracies == again.accuracies
+    assert first.repeat_means != cross_validate(features, labels, 4, 2, seed=4).repeat_means
+
+
+def test_the_scalar_mix_probe_learns_which_layer_carries_the_label():
+    features, labels = blobs(n=120, dim=4, shift=2.0)
+    noise = torch.randn(120, 2, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    layered = torch.stack([noise[:, 0], features, noise[:, 1]], dim=1)  # (120, 3, 4)
+    probe = fit_probe(layered, labels)
+    weights = torch.softmax(probe.mix.weights.detach(), dim=0)
+    assert int(weights.argmax()) == 1 and float(weights[1]) > 0.5
+    assert cross_validate(layered, labels, folds=5, repeats=1).mean > 0.85
+
+
+def test_bad_features_and_labels_are_named():
+    features, labels = blobs(n=10)
+    with pytest.raises(ValueError, match="features: expected a tensor"):
+        cross_validate(features[0], labels)
+    with pytest.raises(TypeError, match="features: expected floating point values"):
+        cross_validate(features.long(), labels)
+    with pytest.raises(ValueError, match=r"labels: expected 10 integer class ids.*\(9,\)"):
+        cross_validate(features, labels[:9])
+    with pytest.raises(ValueError, match="labels: expected at least two classes"):
+        cross_validate(features, torch.zeros(10, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"folds: expected an int in \[2, 10\], got 11"):
+        cross_validate(features, labels, folds=11)

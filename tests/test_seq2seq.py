@@ -1,0 +1,243 @@
+"""lessons.seq2seq: shapes, attention weights over the real source positions, padding,
+greedy decoding, a tiny model that learns to copy, metrics, files and bad inputs."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from lessons.seq2seq import (
+    RNNSeq2Seq,
+    TransformerSeq2Seq,
+    accuracy_by_length,
+    checkpoint_notes,
+    exact_match,
+    greedy_decode,
+    load_model,
+    predict,
+    seq2seq_loss,
+    sinusoidal_positions,
+    train_seq2seq,
+)
+from lessons.tasks import batches, copy_examples, copy_splits, date_splits, make_batch
+
+torch.set_num_threads(1)
+
+SOURCES = ["14 Sep 2023", "Thursday, the 14th of Sep 2023", "1/2"]
+KINDS = [None, "additive", "dot", "general", "transformer", "transformer-sinusoidal"]
+
+
+def tiny(kind: str | None, seed: int = 0, **changes) -> RNNSeq2Seq | TransformerSeq2Seq:
+    torch.manual_seed(seed)
+    if kind == "transformer-sinusoidal":
+        kind, changes = "transformer", {"source_positions": "sinusoidal", **changes}
+    if kind == "transformer":
+        return TransformerSeq2Seq(**{"d_model": 16, "num_heads": 2, "ff_dim": 24, **changes})
+    return RNNSeq2Seq(attention=kind, **{"embedding_dim": 8, "hidden_dim": 12, **changes})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_logits_shape_and_loss_at_initialisation(kind):
+    model = tiny(kind).requires_grad_(False)
+    batch = make_batch([("14 Sep 2023", "2023-09-14"), ("1/2", "x")], model.vocab)
+    logits = model(batch["sources"], batch["source_lengths"], batch["decoder_inputs"])
+    assert logits.shape == (2, 11, len(model.vocab)) and logits.dtype == torch.float32
+    # an untrained model is close to uniform over the 70 ids: loss about log(70)
+    assert abs(seq2seq_loss(model, batch).item() - math.log(70)) < 0.6
+
+
+@pytest.mark.parametrize("kind", KINDS[1:])
+def test_attention_weights_sum_to_one_over_real_positions_and_zero_on_padding(kind):
+    model = tiny(kind).eval()
+    batch = make_batch(SOURCES, model.vocab)
+    ids, weights = model.greedy(batch["sources"], batch["source_lengths"], max_len=6)
+    assert ids.shape == (3, 6) and weights.shape == (3, 6, 30)
+    for b, length in enumerate(batch["source_lengths"].tolist()):
+        assert torch.allclose(weights[b, :, :length].sum(-1), torch.ones(6), atol=1e-6)
+        assert weights[b, :, length:].eq(0).all()
+        assert weights[b, :, :length].gt(0).all()
+
+
+def test_dot_attention_is_the_softmax_of_state_times_encoder_states():
+    model = tiny("dot").eval()
+    batch = make_batch(SOURCES[:2], model.vocab)
+    keys, mask, final, state = model.encode(batch["sources"], batch["source_lengths"])
+    _, _, weights = model.step(torch.tensor([1, 1]), state, keys, mask, final)
+    by_hand = torch.softmax(keys[1, :30] @ state[1], dim=0)
+    assert torch.allclose(weights[1], by_hand, atol=1e-6)
+    by_hand = torch.softmax(keys[0, :11] @ state[0], dim=0)
+    assert torch.allclose(weights[0, :11], by_hand, atol=1e-6)
+
+
+def test_without_attention_the_decoder_sees_only_the_final_state():
+    model = tiny(None).eval()
+    batch = make_batch(SOURCES[:1], model.vocab)
+    keys, mask, final, state = model.encode(batch["sources"], batch["source_lengths"])
+    previous = torch.tensor([1])
+    logits, _, weights = model.step(previous, state, keys, mask, final)
+    assert weights is None and model.score is None
+    scrambled = torch.randn_like(keys)  # the encoder states other than `final` are unused
+    assert torch.equal(model.step(previous, state, scrambled, mask, final)[0], logits)
+    assert greedy_decode(model, SOURCES).attention is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_padding_does_not_change_a_sequence_output(kind):
+    model = tiny(kind).eval()
+    pairs = [("14 Sep 2023", "2023-09-14"), ("Thursday, the 14th of Sep 2023", "2023-09-14x")]
+    alone = make_batch(pairs[:1], model.vocab)
+    padded = make_batch(pairs, model.vocab)
+    assert padded["sources"].shape[1] > alone["sources"].shape[1]
+    with torch.no_grad():
+        one = model(alone["sources"], alone["source_lengths"], alone["decoder_inputs"])
+        both = model(padded["sources"], padded["source_lengths"], padded["decoder_inputs"])
+    assert torch.allclose(both[0, :11], one[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["additive", "transformer"])
+def test_greedy_writes_the_argmax_of_the_teacher_forced_model(kind):
+    model = tiny(kind).eval()
+    batch = make_batch(SOURCES, model.vocab)
+    ids, _ = model.greedy(batch["sources"], batch["source_lengths"], max_len=7)
+    inputs = torch.cat([torch.ones(3, 1, dtype=torch.long), ids[:, :-1]], dim=1)
+    with torch.no_grad():
+        logits = model(batch["sources"], batch["source_lengths"], inputs)
+    assert torch.equal(logits.argmax(-1), ids)
+
+
+def test_the_convolutional_encoder_does_not_depend_on_absolute_positions():
+    # the convolutions see 2 x 2 characters either side: the date's characters get the
+    # same vectors after 4 z's as after 8, wherever they are
+    model = tiny("transformer").eval()
+    date = "14/09/2023"
+    batch = make_batch(["zzzz" + date, "zzzzzzzz" + date], model.vocab)
+    with torch.no_grad():
+        embedded = model.source_embedding(batch["sources"]) * 4.0  # sqrt(d_model = 16)
+        real = (batch["sources"] != 0).unsqueeze(-1).float()
+        for convolution in model.convolutions:
+            conv = convolution(embedded.transpose(1, 2)).transpose(1, 2)
+            embedded = (embedded + torch.relu(conv)) * real
+    assert torch.allclose(embedded[0, 4:14], embedded[1, 8:], atol=1e-6)
+    assert not torch.allclose(embedded[0, :4], embedded[1, :4], atol=1e-3)
+    sinusoidal = tiny("transformer-sinusoidal")
+    assert len(sinusoidal.convolutions) == 0 and len(model.convolutions) == 2
+
+
+def test_sinusoidal_positions():
+    table = sinusoidal_positions(50, 8)
+    assert table.shape == (50, 8)
+    assert table[0].tolist() == [0.0, 1.0] * 4
+    assert math.isclose(table[3, 0], math.sin(3), abs_tol=1e-6)
+    assert math.isclose(table[3, 3], math.cos(3 / 10000 ** (2 / 8)), abs_tol=1e-6)
+
+
+def test_a_tiny_model_learns_to_copy_three_symbols():
+    pairs = copy_examples(1500, seed=0, min_len=3, max_len=3, symbols="abcd")
+    model = tiny("additive", hidden_dim=16)
+    history = train_seq2seq(
+        model, batches(pairs, model.vocab, 32), epochs=3, lr=1e-2, progress=False
+    )
+    assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
+    test = copy_examples(200, seed=1, min_len=3, max_len=3, symbols="abcd")
+    decoded = greedy_decode(model, [s for s, _ in test], max_len=6)
+    assert exact_match(decoded.predictions, [t for _, t in test]) >= 0.95
+    # ids: the three symbols, then </s>, then padding; attention rows after </s> are 0
+    right = [
+        i for i, (p, (_, t)) in enumerate(zip(decoded.predictions, test, strict=True)) if p == t
+    ]
+    assert decoded.ids[right, 3].eq(2).all() and decoded.ids[right, 4:].eq(0).all()
+    assert decoded.attention[right, 4:].eq(0).all()
+    assert torch.allclose(decoded.attention[right, :4].sum(-1), torch.ones(len(right), 4))
+
+
+def test_exact_match_and_accuracy_by_length():
+    assert exact_match(["ab", "c", "d"], ["ab", "c", "x"]) == pytest.approx(2 / 3)
+    pairs = [("aa", "aa"), ("bb", "bb"), ("ccc", "ccc")]
+    assert accuracy_by_length(pairs, ["aa", "b", "ccc"]) == {2: (0.5, 2), 3: (1.0, 1)}
+    with pytest.raises(ValueError, match="predictions and targets"):
+        exact_match(["a"], ["a", "b"])
+
+
+@pytest.mark.parametrize("kind", ["general", "transformer"])
+def test_save_load_round_trip(kind, tmp_path):
+    model = tiny(kind).eval()
+    path = tmp_path / "model.safetensors"
+    model.save(path, notes={"task": "dates", "seconds": 1.5})
+    assert checkpoint_notes(path) == {"task": "dates", "seconds": 1.5}
+    loaded = load_model(path).eval()
+    assert type(loaded) is type(model) and loaded.config == model.config
+    batch = make_batch([("14 Sep 2023", "2023-09-14")], model.vocab)
+    with torch.no_grad():
+        expected = model(batch["sources"], batch["source_lengths"], batch["decoder_inputs"])
+        got = loaded(batch["sources"], batch["source_lengths"], batch["decoder_inputs"])
+    assert torch.equal(expected, got)
+    assert not path.read_bytes().startswith(b"\x80")  # safetensors, not a pickle
+
+
+def test_loading_another_configuration_or_class_fails_clearly(tmp_path):
+    path = tmp_path / "model.safetensors"
+    tiny("additive").save(path)
+    with pytest.raises(ValueError, match=r"attention='additive' \(this model: 'dot'\)"):
+        tiny("dot").load_weights(path)
+    with pytest.raises(ValueError, match=r"hidden_dim=12 \(this model: 16\)"):
+        tiny("additive", hidden_dim=16).load_weights(path)
+    with pytest.raises(ValueError, match="holds a RNNSeq2Seq, not a TransformerSeq2Seq"):
+        TransformerSeq2Seq.load(path)
+    with pytest.raises(FileNotFoundError, match="path: no checkpoint"):
+        load_model(tmp_path / "missing.safetensors")
+
+
+def test_bad_inputs_name_the_argument():
+    model = tiny("dot")
+    with pytest.raises(ValueError, match=r"sources\[1\]: unknown character '!' at position 3"):
+        greedy_decode(model, ["abc", "abc!"])
+    with pytest.raises(ValueError, match=r"sources\[0\]: expected at least one character"):
+        greedy_decode(model, [""])
+    with pytest.raises(TypeError, match="sources: expected a list of strings"):
+        greedy_decode(model, "abc")
+    with pytest.raises(ValueError, match=r"attention: expected one of \[None, 'additive'"):
+        RNNSeq2Seq(attention="luong")
+    with pytest.raises(ValueError, match="source_lengths: expected lengths in"):
+        model(torch.ones(1, 3, dtype=torch.long), torch.tensor([0]), torch.ones(1, 2).long())
+    with pytest.raises(ValueError, match="d_model: expected an even multiple of num_heads=3"):
+        TransformerSeq2Seq(d_model=16, num_heads=3)
+    with pytest.raises(ValueError, match=r"source_positions: expected one of \['convolution'"):
+        TransformerSeq2Seq(source_positions="learned")
+
+
+def test_plots_draw_the_numbers_they_are_given():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lessons.seq2seq import plot_accuracy_by_length, plot_attention
+
+    results = {"none": {10: (1.0, 5), 31: (0.25, 4)}, "additive": {10: (1.0, 5), 31: (1.0, 4)}}
+    ax = plot_accuracy_by_length(results, max_train_len=30)
+    lines = [line for line in ax.get_lines() if line.get_label() in results]
+    assert [list(line.get_ydata()) for line in lines] == [[100.0, 25.0], [100.0, 100.0]]
+    weights = torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    ax = plot_attention(weights, "ab", "x")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "</s>"]
+    assert ax.images[0].get_array().shape == (2, 2)
+
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def test_the_shipped_models_do_what_the_chapter_says():
+    dates = date_splits()  # the defaults that scripts/train_seq2seq.py trains on
+    long = dates.long_test[:150]
+    for name, at_least in (("dates-additive", 0.95), ("dates-transformer", 0.95)):
+        model = load_model(MODELS / f"seq2seq-{name}.safetensors")
+        predictions = predict(model, [s for s, _ in long])
+        assert exact_match(predictions, [t for _, t in long]) >= at_least, name
+    assert checkpoint_notes(MODELS / "seq2seq-dates-additive.safetensors")["task"] == "dates"
+    copies = [pair for pair in copy_splits().test if 11 <= len(pair[0]) <= 20][:100]
+    scores = {}
+    for name in ("copy-none", "copy-additive"):
+        model = load_model(MODELS / f"seq2seq-{name}.safetensors")
+        predictions = predict(model, [s for s, _ in copies], max_len=32)
+        scores[name] = exact_match(predictions, [t for _, t in copies])
+    assert scores["copy-none"] < 0.1 and scores["copy-additive"] > 0.9  # the bottleneck
