@@ -12,11 +12,16 @@ import torch
 from lessons.tasks import (
     ALPHABET,
     DATE_FORMATS,
+    FILLER_WORDS,
+    MONTHS,
+    WEEKDAYS,
     CharVocab,
     batches,
     copy_examples,
     copy_splits,
     date_examples,
+    date_extraction_examples,
+    date_extraction_splits,
     date_splits,
     format_date,
     make_batch,
@@ -187,3 +192,83 @@ def test_bad_inputs_name_the_argument():
         copy_examples(5, min_len=4, max_len=3)
     with pytest.raises(ValueError, match="characters: expected each character once"):
         CharVocab("abca")
+
+
+# --------------------------------------------------------------------------------------
+# Finding the date in a text
+# --------------------------------------------------------------------------------------
+
+YEAR = re.compile(r"\d{4}")
+
+
+def parse_in_text(source: str) -> date:
+    """The one date in ``source``: every format ends with the only 4-digit token (the
+    year), so try the spans of one to six words that end there."""
+    tokens = source.split(" ")
+    years = [i for i, token in enumerate(tokens) if YEAR.search(token)]
+    assert len(years) == 1, source
+    end = years[0] + 1
+    dates = set()
+    for start in range(max(0, end - 6), end):
+        span = " ".join(tokens[start:end])
+        for pattern in STRPTIME.values():
+            try:
+                dates.add(parse(span, pattern))
+            except ValueError:
+                continue
+    assert len(dates) == 1, (source, dates)
+    return dates.pop()
+
+
+def test_filler_words_hold_no_date():
+    names = {n.lower() for n in MONTHS + WEEKDAYS} | {n.lower()[:3] for n in MONTHS + WEEKDAYS}
+    assert not names & set(FILLER_WORDS)
+    assert all(word.isalpha() and word.islower() for word in FILLER_WORDS)
+
+
+def test_every_extraction_target_is_the_date_in_its_source():
+    splits = date_extraction_splits(
+        train_size=400, test_size=100, long_test_size=300, max_train_len=40, max_test_len=80
+    )
+    assert max(len(s) for s, _ in splits.long_test) <= 80
+    for source, target in splits.train + splits.test + splits.long_test:
+        assert target == parse_in_text(source).isoformat(), (source, target)
+        assert source == source.strip() and "  " not in source, source
+    # filler before, after, both or neither
+    sources = [s for s, _ in splits.train + splits.long_test]
+    assert any(YEAR.search(s.split(" ")[-1]) for s in sources)  # the date last
+    assert any(s[:4].isdigit() or s[:2].isdigit() for s in sources)  # the date first
+    assert sum(not YEAR.search(s.split(" ")[-1]) for s, _ in splits.long_test) > 200
+
+
+def test_extraction_split_is_by_length_deterministic_and_without_repeats():
+    splits = date_extraction_splits(train_size=3000, test_size=300, long_test_size=500)
+    assert (len(splits.train), len(splits.test), len(splits.long_test)) == (3000, 300, 500)
+    assert splits.max_train_len == 40
+    train_lengths = [len(s) for s, _ in splits.train + splits.test]
+    assert min(train_lengths) == 10 and max(train_lengths) == 40
+    long_lengths = [len(s) for s, _ in splits.long_test]
+    assert min(long_lengths) == 41 and max(long_lengths) == 120
+    # lengths spread over the range: every 20 characters of the long test are well filled
+    spans = Counter((n - 41) // 20 for n in long_lengths)
+    assert sorted(spans) == [0, 1, 2, 3] and min(spans.values()) > 80
+    sources = [s for s, _ in splits.train]
+    held_out = [s for s, _ in splits.test + splits.long_test]
+    assert len(set(held_out)) == len(held_out) and not set(held_out) & set(sources)
+    again = date_extraction_splits(train_size=3000, test_size=300, long_test_size=500)
+    assert (again.train, again.test, again.long_test) == (
+        splits.train,
+        splits.test,
+        splits.long_test,
+    )
+    assert date_extraction_splits(300, 10, 10, seed=1).train != splits.train[:300]
+    assert date_extraction_examples(20, seed=5) == date_extraction_examples(20, seed=5)
+    examples = date_extraction_examples(200, seed=5, min_len=50, max_len=60)
+    assert all(50 <= len(s) <= 60 for s, _ in examples)
+
+
+def test_extraction_bad_arguments():
+    with pytest.raises(ValueError, match="max_train_len: expected 10 <= max_train_len"):
+        date_extraction_splits(max_train_len=130)
+    with pytest.raises(ValueError, match="min_len: expected at most max_len=20"):
+        date_extraction_examples(5, min_len=30, max_len=20)

@@ -70,7 +70,7 @@ def _check_features(features: object, labels: object) -> tuple[torch.Tensor, tor
 
 
 def fit_probe(
-    features: torch.Tensor, labels: torch.Tensor, weight_decay: float = 1e-3, steps: int = 100
+    features: torch.Tensor, labels: torch.Tensor, weight_decay: float = 1e-2, steps: int = 50
 ) -> LinearProbe:
     """Train a `LinearProbe` on all of ``features`` with L-BFGS (full batch).
 
@@ -140,7 +140,7 @@ def cross_validate(
     folds: int = 10,
     repeats: int = 5,
     seed: int = 0,
-    weight_decay: float = 1e-3,
+    weight_decay: float = 1e-2,
 ) -> CrossValidation:
     """Repeated stratified k-fold cross-validation of a `LinearProbe`.
 

@@ -20,6 +20,9 @@ Training uses teacher forcing (the decoder reads the true previous character, se
 `lessons.tasks.make_batch`) and `lessons.train.train` with `seq2seq_loss`; `greedy_decode`
 writes the most likely character at each step and returns the attention weights for
 plotting. `exact_match` and `accuracy_by_length` measure the results.
+
+The models the chapter uses are trained by ``scripts/train_seq2seq.py`` and shipped inside
+the package: ``load_pretrained("extract-additive")`` (names: `pretrained_names`).
 """
 
 from __future__ import annotations
@@ -63,9 +66,12 @@ __all__ = [
     "exact_match",
     "greedy_decode",
     "load_model",
+    "load_pretrained",
     "plot_accuracy_by_length",
     "plot_attention",
     "predict",
+    "pretrained_names",
+    "pretrained_path",
     "seq2seq_loss",
     "sinusoidal_positions",
     "train_seq2seq",
@@ -77,6 +83,8 @@ ATTENTION_TYPES = (None, "additive", "dot", "general")
 SOURCE_POSITIONS = ("convolution", "sinusoidal")
 CONFIG_KEY = "lessons.seq2seq"
 NOTES_KEY = "lessons.seq2seq.notes"
+#: Where the shipped models are: inside the package, so a pip install has them.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
 def _check_positive(name: str, value: object) -> int:
@@ -207,6 +215,36 @@ def checkpoint_notes(path: str | Path) -> dict[str, Any]:
     _read_checkpoint(path)  # a clear error for a missing file or another kind of file
     with safe_open(str(path), framework="pt") as f:
         return json.loads((f.metadata() or {}).get(NOTES_KEY, "{}"))
+
+
+def pretrained_names() -> list[str]:
+    """The names `load_pretrained` accepts: the ``pretrained/seq2seq-<name>.safetensors``
+    files shipped inside the package, sorted."""
+    return sorted(
+        p.name.removeprefix("seq2seq-").removesuffix(".safetensors")
+        for p in PRETRAINED_DIR.glob("seq2seq-*.safetensors")
+    )
+
+
+def load_pretrained(name: str) -> RNNSeq2Seq | TransformerSeq2Seq:
+    """A model that ``scripts/train_seq2seq.py`` trained, as shipped inside the package
+    (``lessons/pretrained/seq2seq-<name>.safetensors``), in eval mode.
+
+    ``name`` is one of `pretrained_names`: ``"<task>-<model>"``, e.g. ``"extract-none"``
+    or ``"extract-additive"``. How it was trained (task, epochs, seconds, ...) is in
+    ``checkpoint_notes(pretrained_path(name))``.
+
+    Used in: notebooks/03_attention.ipynb, sections 1, 2 and 6.
+    """
+    return load_model(pretrained_path(name)).eval()
+
+
+def pretrained_path(name: str) -> Path:
+    """The file of the shipped model ``name`` (a ValueError lists the names if unknown)."""
+    shipped = pretrained_names()
+    if not isinstance(name, str) or name not in shipped:
+        raise ValueError(f"name: expected one of {shipped}, got {name!r}")
+    return PRETRAINED_DIR / f"seq2seq-{name}.safetensors"
 
 
 def load_model(path: str | Path) -> RNNSeq2Seq | TransformerSeq2Seq:

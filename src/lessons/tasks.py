@@ -1,4 +1,4 @@
-"""Generated sequence-to-sequence tasks: date normalisation, copying, reversal.
+"""Generated sequence-to-sequence tasks: dates (alone or inside a text), copying, reversal.
 
 Used in: notebooks/03_attention.ipynb, sections 1 (the bottleneck), 2 (Bahdanau and
 Luong attention) and 6 (when recurrence isn't needed).
@@ -9,17 +9,23 @@ same lists on every machine. An example is a pair of strings ``(source, target)`
 * **dates**: a date written in one of `DATE_FORMATS` (``"Thursday, the 14th of September
   2023"``, ``"14/09/2023"``, ``"SEP 14, 2023"``, ...) -> the ISO form ``"2023-09-14"``.
   Sources are 10 to 37 characters long; every target is 10 characters.
+* **date extraction** (the chapter's main task): the same dates with random filler words
+  before and after them, ``"see you after 14 Sep 2023 in the office"`` ->
+  ``"2023-09-14"``. Sources of 10 to 120 characters (`date_extraction_splits`).
 * **copy**: ``"cabd"`` -> ``"cabd"``; **reversal**: ``"cabd"`` -> ``"dbac"``.
 
-`date_splits` and `copy_splits` split by *input length*: the training set and the
-in-distribution test set hold sources of at most ``max_train_len`` characters (30 for
-dates, 20 for copy), the long test set only sources longer than that (31-37 and 21-30),
-so the models meet those lengths for the first time at test time.
+`date_extraction_splits`, `date_splits` and `copy_splits` split by *input length*: the
+training set and the in-distribution test set hold sources of at most ``max_train_len``
+characters (40 for date extraction, 30 for dates, 20 for copy), the long test set only
+sources longer than that (41-120, 31-37 and 21-30), so the models meet those lengths for
+the first time at test time.
 
-The two tasks pull in opposite directions. A date carries the same information however
-it is written (a 10-character answer), so a fixed-length summary of the source is
-enough in principle. A copied string carries as much as its length: a fixed-length
-summary must run out, which is the bottleneck of section 1.
+In date extraction the answer is always one date, wherever it is and however much text
+surrounds it. A model with attention can look for it by its content (digits, a month
+name); a model without attention must squeeze it into the encoder's final state and keep
+it there while the encoder reads the rest of the text: with a small state, the longer
+the text, the more often it fails. A copied string carries as much as its length: any
+fixed-length summary must run out, which is the bottleneck of section 1.
 
 Models read characters through `CharVocab`: ids 0, 1, 2 are ``<pad>``, ``<s>`` and
 ``</s>``, then one id per character of `ALPHABET`. `make_batch` turns pairs into the
@@ -28,6 +34,7 @@ padded tensors the models of `lessons.seq2seq` take.
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,7 +53,10 @@ __all__ = [
     "batches",
     "copy_examples",
     "copy_splits",
+    "FILLER_WORDS",
     "date_examples",
+    "date_extraction_examples",
+    "date_extraction_splits",
     "date_splits",
     "format_date",
     "make_batch",
@@ -290,6 +300,133 @@ def date_splits(
         if len(chosen) < size:
             chosen.append((source, target))
             seen.add(source)
+    return LengthSplits(train, test, long_test, max_train_len)
+
+
+# --------------------------------------------------------------------------------------
+# Dates inside a text
+# --------------------------------------------------------------------------------------
+
+#: The words of the text around a date in `date_extraction_examples`: lowercase, no
+#: digits, and none of them a month or weekday name or their three-letter forms (so the
+#: only date in a source is the one to find).
+FILLER_WORDS = tuple(
+    """a about after again all also and any are as at back be because been before but by
+    call can come could did do each even every first for from get give go good great had
+    has have he her here him his how i if in into is it its just know last late like
+    little long look made make many me meeting more most much must my new next no not now
+    of office old on one only or other our out over people please plan report right room
+    said same see she should so some still such take team tell than that the their them
+    then there these they thing think this those time to too trip two under up us very
+    visit want was way we well were what when where which while who will with work would
+    year you your""".split()
+)
+
+
+_BY_LENGTH = sorted(FILLER_WORDS, key=lambda word: (len(word), word))
+_FITTING = [bisect.bisect_right([len(w) for w in _BY_LENGTH], n) for n in range(16)]
+
+
+def _filler(rng: random.Random, length: int) -> str:
+    """Random `FILLER_WORDS` joined by spaces, at most ``length`` characters (``""`` if
+    ``length`` is too short for a word): each word is drawn uniformly from the words
+    that still fit."""
+    words: list[str] = []
+    room = length + 1  # characters left, counting one space before each word
+    while room >= 2:  # room for a space and a one-letter word ("a", "i")
+        word = _BY_LENGTH[rng.randrange(_FITTING[min(room - 1, 15)])]
+        words.append(word)
+        room -= 1 + len(word)
+    return " ".join(words)
+
+
+def _random_extraction_example(rng: random.Random, min_len: int, max_len: int) -> tuple[str, str]:
+    """A date (as in `date_examples`) between filler words, the whole ``min_len`` to
+    ``max_len`` characters long (when a date and filler fit; else the draw is repeated)."""
+    while True:
+        date_text, target = _random_date_example(rng)
+        total = rng.randint(min_len, max_len)
+        room = total - len(date_text)
+        if room < 0:
+            continue
+        before = rng.randint(0, room)
+        # each side: filler words and one space to the date, or nothing
+        left = _filler(rng, before - 1) if before >= 2 else ""
+        right = _filler(rng, room - before - 1) if room - before >= 2 else ""
+        source = " ".join(part for part in (left, date_text, right) if part)
+        if min_len <= len(source) <= max_len:
+            return source, target
+
+
+def date_extraction_examples(
+    n: int, seed: int = 0, min_len: int = 10, max_len: int = 40
+) -> list[tuple[str, str]]:
+    """``n`` pairs ``(text holding a date, "YYYY-MM-DD")``, sources of ``min_len`` to
+    ``max_len`` characters.
+
+    Each source is a date written as in `date_examples` (a format of `DATE_FORMATS`, a
+    case of `CASES`), with random `FILLER_WORDS` before and after it: ``"see you after
+    the 14th of September 2023 in the office"`` -> ``"2023-09-14"``. The length of the
+    source is drawn uniformly from ``min_len ... max_len`` (then filled with whole words,
+    so it may come out a few characters shorter), the share of filler before the date
+    uniformly from all of it to none.
+    """
+    _check_count("n", n)
+    max_len = _check_length_range(min_len, max_len, shortest=10, longest=None)
+    rng = random.Random(seed)
+    return [_random_extraction_example(rng, min_len, max_len) for _ in range(n)]
+
+
+def date_extraction_splits(
+    train_size: int = 20_000,
+    test_size: int = 2_000,
+    long_test_size: int = 2_000,
+    max_train_len: int = 40,
+    max_test_len: int = 120,
+    seed: int = 0,
+) -> LengthSplits:
+    """Find the date in a text: `date_extraction_examples` split by source length.
+
+    * ``train``: ``train_size`` sources of 10 to ``max_train_len`` characters (40 with
+      the defaults);
+    * ``test``: ``test_size`` more of the same lengths, none of whose sources is in
+      ``train`` (the in-distribution test);
+    * ``long_test``: ``long_test_size`` sources of ``max_train_len + 1`` to
+      ``max_test_len`` characters (41 to 120): longer than any training source, up to
+      three times as long, with more filler around the same dates.
+
+    The lists are drawn with the seeds ``seed``, ``seed + 1`` and ``seed + 2``; a test
+    source that is also a training source is skipped (and another one drawn).
+    """
+    for name, value in (
+        ("train_size", train_size),
+        ("test_size", test_size),
+        ("long_test_size", long_test_size),
+    ):
+        _check_count(name, value)
+    for name, value in (("max_train_len", max_train_len), ("max_test_len", max_test_len)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if not 10 <= max_train_len < max_test_len:
+        raise ValueError(
+            f"max_train_len: expected 10 <= max_train_len < max_test_len={max_test_len}, "
+            f"got {max_train_len}"
+        )
+    train = date_extraction_examples(train_size, seed, 10, max_train_len)
+    seen = {source for source, _ in train}
+
+    def unseen(size: int, stream: int, low: int, high: int) -> list[tuple[str, str]]:
+        rng = random.Random(stream)
+        out: list[tuple[str, str]] = []
+        while len(out) < size:
+            source, target = _random_extraction_example(rng, low, high)
+            if source not in seen:
+                seen.add(source)
+                out.append((source, target))
+        return out
+
+    test = unseen(test_size, seed + 1, 10, max_train_len)
+    long_test = unseen(long_test_size, seed + 2, max_train_len + 1, max_test_len)
     return LengthSplits(train, test, long_test, max_train_len)
 
 
