@@ -56,7 +56,7 @@ BUCKETS = {
     "extract": [(10, 20), (21, 30), (31, 40), (41, 60), (61, 80), (81, 100), (101, 120)],
     "copy": [(1, 5), (6, 10), (11, 15), (16, 20), (21, 25), (26, 30)],
 }
-ORDER = ["none", "additive", "dot", "general", "transformer", "transformer-sinusoidal"]
+ORDER = ["none", "none-48", "additive", "dot", "general", "transformer", "transformer-sinusoidal"]
 
 
 def bucket_accuracy(by_length: dict[int, tuple[float, int]], low: int, high: int) -> float:

@@ -3,6 +3,7 @@
 import math
 import time
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -48,14 +49,15 @@ def test_softmax_gradient_norm_is_the_norm_of_autograds_jacobian():
 
 
 def test_softmax_scale_bars_are_the_softmax():
-    figure = draw_softmax_scale([2.0, 0.0, 1.0], scale=2.0, labels=["a", "b", "c"])
-    ax = figure.axes[0]
+    figure, (ax, flat) = plt.subplots(1, 2)
+    draw_softmax_scale(ax, [2.0, 0.0, 1.0], scale=2.0, labels=["a", "b", "c"])
     heights = [p.get_height() for p in ax.patches]
     expected = torch.softmax(torch.tensor([4.0, 0.0, 2.0], dtype=torch.float64), 0)
     assert heights == pytest.approx(expected.tolist())
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
-    flat = draw_softmax_scale([2.0, 0.0, 1.0], scale=0.0).axes[0]
+    draw_softmax_scale(flat, [2.0, 0.0, 1.0], scale=0.0)
     assert [p.get_height() for p in flat.patches] == pytest.approx([1 / 3] * 3)
+    plt.close(figure)
 
 
 def test_variance_figure_plots_the_measurements_and_the_line_y_equals_d_k():
@@ -103,9 +105,9 @@ def test_heads_grid_draws_one_heatmap_per_head():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: draw_softmax_scale([[1.0, 2.0]]), "1 dimensions"),
-        (lambda: draw_softmax_scale([1.0, 2.0], scale=math.inf), "scale"),
-        (lambda: draw_softmax_scale([1.0, 2.0], labels=["a"]), "2 labels"),
+        (lambda: draw_softmax_scale(None, [[1.0, 2.0]]), "1 dimensions"),
+        (lambda: draw_softmax_scale(None, [1.0, 2.0], scale=math.inf), "scale"),
+        (lambda: draw_softmax_scale(None, [1.0, 2.0], labels=["a"]), "2 labels"),
         (lambda: draw_alignment(torch.ones(2, 3), ["a", "b"], ["x", "y"]), "3 and 2 tokens"),
         (lambda: draw_heads(torch.ones(2, 3), ["a", "b", "c"]), "heads, q_len, k_len"),
         (lambda: draw_heads(torch.ones(2, 3, 3), ["a", "b"]), "3 and 3 tokens"),

@@ -2,7 +2,8 @@
 
 Used in: ``notebooks/03_attention.ipynb`` (and `draw_alignment` in the seq2seq chapter).
 
-Each ``draw_*`` function returns a matplotlib ``Figure`` in the book's style
+Each ``draw_*`` function but `draw_softmax_scale` (which draws on a given ``ax``, for an
+explorer) returns a matplotlib ``Figure`` in the book's style
 (`lessons.plot.STYLE`); the figures are not registered with pyplot, so a notebook shows
 one exactly when a cell returns it. Every random number comes from a seeded generator:
 the same call draws the same figure. The numbers behind the figures are functions of
@@ -11,7 +12,7 @@ check them::
 
     dot_product_variance(64)                  # ≈ 64: q · k grows with d_k ...
     dot_product_variance(64, scaled=True)     # ≈ 1: ... unless divided by sqrt(d_k)
-    explorer.interactive_figure(functools.partial(draw_softmax_scale, scores), scale=(0, 10))
+    explorer.interactive_figure(functools.partial(draw_softmax_scale, scores=s), scale=(0, 10))
 """
 
 from __future__ import annotations
@@ -125,12 +126,17 @@ def softmax_gradient_norm(
 
 
 def draw_softmax_scale(
+    ax: Axes,
     scores: Sequence[float] | torch.Tensor,
     scale: float = 1.0,
     labels: Sequence[str] | None = None,
-) -> Figure:
-    """Bars of ``softmax(scale * scores)``: large scales sharpen it towards one-hot
-    (argmax), scales near 0 flatten it towards uniform. For an explorer's slider."""
+) -> None:
+    """Bars of ``softmax(scale * scores)`` on ``ax``: large scales sharpen it towards
+    one-hot (argmax), scales near 0 flatten it towards uniform.
+
+    ``ax`` comes first, so it is a draw function for `lessons.explorer`, e.g.
+    ``interactive_figure(functools.partial(draw_softmax_scale, scores=s), scale=(0, 10))``.
+    """
     values = _as_array(scores, "scores", 1)
     if len(values) == 0:
         raise ValueError("scores: expected at least one score, got none")
@@ -142,14 +148,11 @@ def draw_softmax_scale(
         )
     weights = torch.softmax(torch.from_numpy(values) * scale, dim=0).numpy()
     names = list(labels) if labels is not None else [str(i) for i in range(len(values))]
-    with mpl.rc_context(STYLE):
-        figure, ax = _figure()
-        ax.bar(names, weights, color=PALETTE[0])
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("key")
-        ax.set_ylabel("attention weight")
-        ax.set_title(f"softmax({scale:g} × scores): largest weight {weights.max():.2f}")
-    return figure
+    ax.bar(names, weights, color=PALETTE[0])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("key")
+    ax.set_ylabel("attention weight")
+    ax.set_title(f"softmax({scale:g} × scores): largest weight {weights.max():.2f}")
 
 
 def draw_dot_product_variance(
