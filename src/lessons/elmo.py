@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lessons import quiz
+from lessons.checkpoint import check_checkpoint
 from lessons.exercises import Case, Exercise, Hint, register
 from lessons.vocab import Vocabulary
 
@@ -524,26 +525,7 @@ class BiLM(nn.Module):
         checkpoint of another configuration.
         """
         config, tensors = _read_checkpoint(path)
-        own = self.state_dict()
-        differences = [
-            f"{k}={config.get(k)!r} (this model: {v!r})"
-            for k, v in self.config.items()
-            if config.get(k) != v
-        ]
-        note = f"; the configurations differ: {', '.join(differences)}" if differences else ""
-        for key, value in own.items():
-            if key not in tensors:
-                raise ValueError(f"{path}: the checkpoint has no tensor {key!r}{note}")
-            if tuple(tensors[key].shape) != tuple(value.shape):
-                raise ValueError(
-                    f"{path}: {key!r} has shape {tuple(tensors[key].shape)} in the checkpoint "
-                    f"but {tuple(value.shape)} in this model{note}"
-                )
-        extra = sorted(set(tensors) - set(own))
-        if extra:
-            raise ValueError(f"{path}: unexpected tensor {extra[0]!r} in the checkpoint{note}")
-        if differences:
-            raise ValueError(f"{path}: the configurations differ: {', '.join(differences)}")
+        check_checkpoint(path, config, self.config, tensors, self.state_dict())
         self.load_state_dict(tensors)
 
 

@@ -51,6 +51,7 @@ from lessons.attention import (
     masked_softmax,
     padding_mask,
 )
+from lessons.checkpoint import check_checkpoint
 from lessons.tasks import ALPHABET, CharVocab, make_batch
 from lessons.train import History, train
 
@@ -170,25 +171,7 @@ class _Checkpointed(nn.Module):
         name, config, tensors = _read_checkpoint(path)
         if name != type(self).__name__:
             raise ValueError(f"{path}: holds a {name}, not a {type(self).__name__}")
-        differences = [
-            f"{k}={config.get(k)!r} (this model: {v!r})"
-            for k, v in self.config.items()
-            if config.get(k) != v
-        ]
-        if differences:
-            raise ValueError(f"{path}: the configurations differ: {', '.join(differences)}")
-        own = self.state_dict()
-        for key, value in own.items():
-            if key not in tensors:
-                raise ValueError(f"{path}: the checkpoint has no tensor {key!r}")
-            if tuple(tensors[key].shape) != tuple(value.shape):
-                raise ValueError(
-                    f"{path}: {key!r} has shape {tuple(tensors[key].shape)} in the checkpoint "
-                    f"but {tuple(value.shape)} in this model"
-                )
-        extra = sorted(set(tensors) - set(own))
-        if extra:
-            raise ValueError(f"{path}: unexpected tensor {extra[0]!r} in the checkpoint")
+        check_checkpoint(path, config, self.config, tensors, self.state_dict())
         self.load_state_dict(tensors)
 
 
