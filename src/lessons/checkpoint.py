@@ -1,8 +1,8 @@
-"""Checks shared by the models that save and load safetensors checkpoints.
+"""Reading and checking the safetensors checkpoints of the models in this package.
 
-Used by `lessons.elmo.BiLM.load_weights` and `lessons.seq2seq` (``load_weights``): a
-checkpoint is loaded only when its configuration and every tensor's name and shape match
-the model; otherwise the error names what differs.
+Used by `lessons.elmo.BiLM` and `lessons.seq2seq` (``load`` and ``load_weights``): a
+checkpoint is loaded only when it is a file of the right kind and its configuration and
+every tensor's name and shape match the model; otherwise the error names what differs.
 """
 
 from __future__ import annotations
@@ -13,7 +13,28 @@ from typing import Any
 
 import torch
 
-__all__ = ["check_checkpoint"]
+__all__ = ["check_checkpoint", "read_checkpoint"]
+
+
+def read_checkpoint(
+    path: str | Path, config_key: str, kind: str
+) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """The metadata and tensors of the safetensors file ``path``.
+
+    ``config_key`` is the metadata field every checkpoint of this ``kind`` (for example
+    ``"lessons.elmo.BiLM"``) stores its configuration in; a missing file, or a file
+    without that field, raises an error that says so.
+    """
+    from safetensors import safe_open
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"path: no checkpoint file at {path}")
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    if config_key not in metadata:
+        raise ValueError(f"{path}: not a {kind} checkpoint (no {config_key!r} in its metadata)")
+    return metadata, tensors
 
 
 def check_checkpoint(

@@ -36,7 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lessons import quiz
-from lessons.checkpoint import check_checkpoint
+from lessons.checkpoint import check_checkpoint, read_checkpoint
 from lessons.exercises import Case, Exercise, Hint, register
 from lessons.vocab import Vocabulary
 
@@ -530,17 +530,7 @@ class BiLM(nn.Module):
 
 
 def _read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    from safetensors import safe_open
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"path: no checkpoint file at {path}")
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
-    if CONFIG_KEY not in metadata:
-        raise ValueError(
-            f"{path}: not a lessons.elmo.BiLM checkpoint (no {CONFIG_KEY!r} in its metadata)"
-        )
+    metadata, tensors = read_checkpoint(path, CONFIG_KEY, "lessons.elmo.BiLM")
     return json.loads(metadata[CONFIG_KEY]), tensors
 
 

@@ -51,7 +51,7 @@ from lessons.attention import (
     masked_softmax,
     padding_mask,
 )
-from lessons.checkpoint import check_checkpoint
+from lessons.checkpoint import check_checkpoint, read_checkpoint
 from lessons.tasks import ALPHABET, CharVocab, make_batch
 from lessons.train import History, train
 
@@ -176,28 +176,15 @@ class _Checkpointed(nn.Module):
 
 
 def _read_checkpoint(path: str | Path) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
-    from safetensors import safe_open
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"path: no checkpoint file at {path}")
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
-    if CONFIG_KEY not in metadata:
-        raise ValueError(
-            f"{path}: not a lessons.seq2seq checkpoint (no {CONFIG_KEY!r} in its metadata)"
-        )
+    metadata, tensors = read_checkpoint(path, CONFIG_KEY, "lessons.seq2seq")
     header = json.loads(metadata[CONFIG_KEY])
     return header["class"], header["config"], tensors
 
 
 def checkpoint_notes(path: str | Path) -> dict[str, Any]:
     """The ``notes`` given to ``model.save`` for the checkpoint ``path`` (``{}`` if none)."""
-    from safetensors import safe_open
-
-    _read_checkpoint(path)  # a clear error for a missing file or another kind of file
-    with safe_open(str(path), framework="pt") as f:
-        return json.loads((f.metadata() or {}).get(NOTES_KEY, "{}"))
+    metadata, _ = read_checkpoint(path, CONFIG_KEY, "lessons.seq2seq")
+    return json.loads(metadata.get(NOTES_KEY, "{}"))
 
 
 def pretrained_names() -> list[str]:
