@@ -310,8 +310,10 @@ def test_the_shipped_bilm_loads_with_its_vocabulary_and_predicts_well():
     assert not bilm.training and bilm.num_words == len(vocab) == 10_001
     assert vocab.index_to_key[:4] == ["<unk>", "the", "of", "and"]
     forward, backward = perplexities(bilm, vocab, data.wikipedia("validation")[:300])
-    # the whole validation split is in bench/results/elmo.txt; a uniform guess is 10,003
-    assert forward < 400 and backward < 400
+    # the whole validation split is in bench/results/elmo.txt; a uniform guess is 10,003.
+    # The shipped weights score 164.9 / 154.9 on these sentences; the earlier 13.5-minute
+    # weights, which lost to the Kneser-Ney trigram, scored 194.1 / 168.0 and would fail.
+    assert forward < 175 and backward < 165
     with pytest.raises(ValueError, match="expected one of"):
         load_pretrained("elmo-large")
 
