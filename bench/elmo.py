@@ -58,9 +58,9 @@ import torch
 from nltk.lm import KneserNeyInterpolated
 from nltk.lm.preprocessing import padded_everygram_pipeline
 
-from lessons import data
+from lessons.core import data
 from lessons.elmo import PRETRAINED_DIR, BiLM, perplexities
-from lessons.vocab import UNK, Vocabulary
+from lessons.core.vocab import UNK, Vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = PRETRAINED_DIR / "elmo-small.safetensors"

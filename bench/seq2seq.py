@@ -10,10 +10,10 @@ It prints one report and writes it to ``bench/results/seq2seq.txt`` (``--output`
 What is measured, the same way for every model (``src/lessons/pretrained/seq2seq-*``):
 
 * Data: the test lists of the model's task, rebuilt with the defaults that training
-  used: ``lessons.tasks.date_extraction_splits()`` (a date among filler words; train
+  used: ``lessons.core.tasks.date_extraction_splits()`` (a date among filler words; train
   sources of 10-40 characters; ``test``: 2,000 more of 10-40, none seen in training;
   ``long test``: 2,000 of 41-120) or
-  ``lessons.tasks.copy_splits()`` (train strings of 1-20 letters; ``test``: 1,000 of
+  ``lessons.core.tasks.copy_splits()`` (train strings of 1-20 letters; ``test``: 1,000 of
   1-20; ``long test``: 1,000 of 21-30).
 * Exact match: the greedy output (`lessons.seq2seq.greedy_decode`, at most 12
   characters for dates and 32 for copy, ``</s>`` included) equals the target, every
@@ -45,7 +45,7 @@ from lessons.seq2seq import (
     predict,
     seq2seq_loss,
 )
-from lessons.tasks import LengthSplits, batches, copy_splits, date_extraction_splits
+from lessons.core.tasks import LengthSplits, batches, copy_splits, date_extraction_splits
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "src" / "lessons" / "pretrained"

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from gensim.utils import simple_preprocess
 
-from lessons import data
+from lessons.core import data
 from lessons.word2vec import Word2Vec
 
 SETTINGS = dict(vector_size=100, window=5, min_count=5, negative=5, sample=1e-3, epochs=5)

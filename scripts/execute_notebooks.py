@@ -11,7 +11,9 @@ so that exercise progress is not recorded. Widget state is stored in the noteboo
 so that the site can render the widgets. Seeding is the notebooks' own job.
 
 After a successful run the notebook is normalised (kernelspec ``python3``, no
-per-cell ``execution`` timing metadata) and written back with its outputs. A
+per-cell ``execution`` timing metadata) and written back with its outputs; all
+other cell metadata is kept, notably the tags that nbval (``nbval-skip``,
+``nbval-check-output``) and the site (``hide-cell``) read. A
 notebook that fails is left untouched; the script goes on with the others, then
 exits with status 1 naming each failed notebook and cell.
 """

@@ -36,10 +36,10 @@ from pathlib import Path
 
 import torch
 
-from lessons import data
+from lessons.core import data
 from lessons.elmo import PRETRAINED_DIR, BiLM, make_batch, perplexities
-from lessons.train import set_seed
-from lessons.vocab import Vocabulary
+from lessons.core.train import set_seed
+from lessons.core.vocab import Vocabulary
 
 
 def chunks(sentences: list[list[str]], max_tokens: int) -> list[list[str]]:

@@ -5,13 +5,13 @@ Trains every variant of `VARIANTS` with a fixed seed, one CPU thread, and writes
 ``lessons.seq2seq.load_pretrained(name)`` reads it back; the training settings and seconds
 are in its notes, `lessons.seq2seq.checkpoint_notes`):
 
-* finding the date in a text, ``lessons.tasks.date_extraction_splits()`` (sources of 10
+* finding the date in a text, ``lessons.core.tasks.date_extraction_splits()`` (sources of 10
   to 40 characters): ``extract-none`` (no attention: the decoder sees one fixed-length
   vector), ``extract-additive`` (Bahdanau), ``extract-dot`` and ``extract-general``
   (Luong), ``extract-transformer`` (no recurrence; the encoder learns order with
   convolutions) and ``extract-transformer-sinusoidal`` (the same with the Transformer's
   sinusoidal positions, which do not carry over to longer sources);
-* the copy task, ``lessons.tasks.copy_splits()`` (strings of 1 to 20 letters):
+* the copy task, ``lessons.core.tasks.copy_splits()`` (strings of 1 to 20 letters):
   ``copy-none`` and ``copy-additive``.
 
 Reproduce the shipped weights (each variant trains for a fixed number of epochs, so the
@@ -37,7 +37,7 @@ from typing import NamedTuple
 import torch
 
 from lessons.seq2seq import RNNSeq2Seq, TransformerSeq2Seq, train_seq2seq
-from lessons.tasks import LengthSplits, batches, copy_splits, date_extraction_splits
+from lessons.core.tasks import LengthSplits, batches, copy_splits, date_extraction_splits
 
 ROOT = Path(__file__).resolve().parent.parent
 

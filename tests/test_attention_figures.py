@@ -9,7 +9,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from lessons.attention_figures import (
+from lessons.figures.attention import (
     DEFAULT_D_KS,
     dot_product_variance,
     draw_alignment,
@@ -112,7 +112,7 @@ def test_heads_grid_draws_one_heatmap_per_head():
         (lambda: draw_heads(torch.ones(2, 3), ["a", "b", "c"]), "heads, q_len, k_len"),
         (lambda: draw_heads(torch.ones(2, 3, 3), ["a", "b"]), "3 and 3 tokens"),
         (lambda: dot_product_variance(0), "d_k"),
-        (lambda: softmax_gradient_norm(4, True, num_keys=1), "samples"),
+        (lambda: softmax_gradient_norm(4, True, num_keys=1), "num_keys: expected an int >= 2"),
     ],
 )
 def test_bad_arguments_are_explained(call, message):

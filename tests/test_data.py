@@ -1,4 +1,4 @@
-"""Tests for lessons.data: offline corpora, evaluation sets, the cache and downloads.
+"""Tests for lessons.core.data: offline corpora, evaluation sets, the cache and downloads.
 
 The numbers below were measured once with gensim 4.4.0 (the version pinned in
 constraints.txt); the tokenising rules are deterministic, so they are exact.
@@ -19,7 +19,7 @@ import pytest
 import scipy.stats
 from gensim.models import KeyedVectors
 
-from lessons import data
+from lessons.core import data
 
 FIRST_SENTENCE = (
     "anarchism is a political philosophy that advocates self governed societies "
@@ -313,8 +313,8 @@ def test_describe_lee_and_polarity():
             ValueError,
             ["split", "'train'", "'validation'", "'test'"],
         ),
-        (lambda: data.wikipedia(0), TypeError, ["split", "str", "int"]),
-        (lambda: data.wikipedia_articles(None), TypeError, ["split", "NoneType"]),
+        (lambda: data.wikipedia(0), TypeError, ["split", "'train'", "int 0"]),
+        (lambda: data.wikipedia_articles(None), TypeError, ["split", "got None"]),
         (lambda: data.lee("words"), ValueError, ["unit", "'sentences'", "'documents'", "'words'"]),
         (lambda: data.describe("text9"), ValueError, ["name", "'wikipedia'", "'lee'", "'text9'"]),
         (lambda: data.describe(top=-1), TypeError, ["top", "-1"]),

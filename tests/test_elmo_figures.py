@@ -7,8 +7,9 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
+from lessons.core.probe import CrossValidation
 from lessons.elmo import BiLM
-from lessons.elmo_figures import (
+from lessons.figures.elmo import (
     draw_architecture,
     draw_layer_similarity,
     draw_probe_results,
@@ -16,7 +17,6 @@ from lessons.elmo_figures import (
     nearest_usages,
     nearest_words,
 )
-from lessons.probe import CrossValidation
 
 CORPUS = [
     "the play was a great success".split(),

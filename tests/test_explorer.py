@@ -1,10 +1,11 @@
-"""Headless tests of lessons.explorer: set control values, the figure is redrawn."""
+"""Headless tests of lessons.core.explorer: set control values, the figure is redrawn."""
 
 from __future__ import annotations
 
 import pytest
 
-from lessons import basics, explorer
+from lessons.core import explorer
+from lessons.figures import basics
 
 pytestmark = [
     pytest.mark.widgets7,
@@ -77,7 +78,7 @@ def test_shown_figure_is_an_image_updated_in_place(monkeypatch: pytest.MonkeyPat
         return handle if display_id else None
 
     monkeypatch.setattr("IPython.display.display", display)
-    monkeypatch.setattr("lessons.explorer.in_kernel", lambda: True)
+    monkeypatch.setattr("lessons.core.explorer.in_kernel", lambda: True)
     view = explorer.interactive_figure(
         basics.draw_softmax_temperature, temperature=(0.1, 5, 0.1, 1)
     )

@@ -3,7 +3,11 @@
 The site shows the notebooks' committed outputs (jupyter-book never executes them),
 so each must have been run top to bottom (``make execute``) without errors, carry
 its widgets' state, stay small, and open with a title and a Colab badge above a
-Colab-only set-up cell that nbval skips.
+Colab-only set-up cell that nbval skips and the site folds away.
+
+nbval reads its instructions from cell *tags* (``nbval-skip``,
+``nbval-check-output``, ``nbval-ignore-output``), never from ``# NBVAL_...``
+comments, which readers would see on the site and on Colab.
 
 Each check is a function that returns a list of problems; the parametrized tests
 apply them to the real notebooks, and the ``test_check_*`` tests show that each
@@ -28,6 +32,17 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 COLAB_BADGE = re.compile(r"https://colab\.research\.google\.com/github/\S+?\.ipynb")
 COLAB_GUARD = re.compile(r"""["']google\.colab["']\s+in\s+sys\.modules""")
+# A linked badge image, ``[![alt text](image)](colab url)``: the alt text is what a
+# reader sees (and a screen reader says) when the image does not load.
+COLAB_BADGE_LINK = re.compile(
+    r"\[!\[(?P<alt>[^\]]*)\]\([^)\s]+\)\]\(" + COLAB_BADGE.pattern + r"\)"
+)
+COLAB_BADGE_ALT = "Open this notebook in Google Colab"
+# nbval's comment markers (``# NBVAL_SKIP``); the tag for ``NBVAL_X_Y`` is ``nbval-x-y``.
+NBVAL_COMMENT = re.compile(r"^\s*#+\s*(?P<marker>NBVAL_\w+)\s*$", flags=re.MULTILINE)
+# The tags on the Colab set-up cell: nbval skips it; the site folds it behind a toggle
+# (a learner can still open it to see how the package is installed).
+COLAB_SETUP_TAGS = ("nbval-skip", "hide-cell")
 
 
 def _source(cell: NotebookNode) -> str:
@@ -36,6 +51,10 @@ def _source(cell: NotebookNode) -> str:
 
 def _code_cells(nb: NotebookNode) -> list[NotebookNode]:
     return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def _tags(cell: NotebookNode) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
 
 
 # --------------------------------------------------------------------------- checks
@@ -103,7 +122,8 @@ def check_size(size_bytes: int) -> list[str]:
 
 
 def check_opening(nb: NotebookNode) -> list[str]:
-    """The first cell is markdown with a level-1 title and a Colab badge."""
+    """The first cell is markdown with a level-1 title and a Colab badge whose
+    alt text reads as a link when the badge image does not load."""
     if not nb.cells or nb.cells[0].cell_type != "markdown":
         return ["the first cell is not a markdown cell"]
     text = _source(nb.cells[0])
@@ -112,20 +132,38 @@ def check_opening(nb: NotebookNode) -> list[str]:
         problems.append("the first cell has no level-1 title ('# ...')")
     if not COLAB_BADGE.search(text):
         problems.append("the first cell has no Colab badge")
+    else:
+        for link in COLAB_BADGE_LINK.finditer(text):
+            if link["alt"] != COLAB_BADGE_ALT:
+                problems.append(
+                    f"the Colab badge's alt text is {link['alt']!r}, expected {COLAB_BADGE_ALT!r}"
+                )
     return problems
 
 
 def check_colab_setup(nb: NotebookNode) -> list[str]:
-    """A set-up cell guarded by ``"google.colab" in sys.modules`` that nbval skips."""
+    """A set-up cell guarded by ``"google.colab" in sys.modules``, tagged so that
+    nbval skips it and the site folds it away."""
     guarded = [cell for cell in _code_cells(nb) if COLAB_GUARD.search(_source(cell))]
     if not guarded:
         return ['no set-up cell guarded by `"google.colab" in sys.modules`']
-    skipped = [
-        cell
-        for cell in guarded
-        if any(line.strip() == "# NBVAL_SKIP" for line in _source(cell).splitlines())
+    if any(set(COLAB_SETUP_TAGS) <= set(_tags(cell)) for cell in guarded):
+        return []
+    tags = _tags(guarded[0])
+    return [
+        f"the Colab set-up cell has no `{tag}` tag" for tag in COLAB_SETUP_TAGS if tag not in tags
     ]
-    return [] if skipped else ["the Colab set-up cell has no `# NBVAL_SKIP` line"]
+
+
+def check_no_nbval_comments(nb: NotebookNode) -> list[str]:
+    """nbval's instructions are cell tags, not ``# NBVAL_...`` comments in the source."""
+    return [
+        f"cell {index}: `# {match['marker']}` comment, use the "
+        f"`{match['marker'].lower().replace('_', '-')}` tag instead"
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for match in NBVAL_COMMENT.finditer(_source(cell))
+    ]
 
 
 NOTEBOOK_CHECKS = [
@@ -135,6 +173,7 @@ NOTEBOOK_CHECKS = [
     check_widget_state,
     check_opening,
     check_colab_setup,
+    check_no_nbval_comments,
 ]
 
 
@@ -206,7 +245,7 @@ def good_notebook() -> NotebookNode:
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
         }
     )
-    setup = '# NBVAL_SKIP\nimport sys\nif "google.colab" in sys.modules:\n    pass'
+    setup = 'import sys\nif "google.colab" in sys.modules:\n    pass'
     widget = new_output(
         "display_data",
         data={
@@ -215,9 +254,9 @@ def good_notebook() -> NotebookNode:
         },
     )
     nb.cells = [
-        new_markdown_cell(f"# A title\n\n[![Open In Colab](badge.svg)]({badge})"),
-        new_code_cell(setup, execution_count=1),
-        new_code_cell("x = 1", execution_count=2),
+        new_markdown_cell(f"# A title\n\n[![{COLAB_BADGE_ALT}](badge.svg)]({badge})"),
+        new_code_cell(setup, execution_count=1, metadata={"tags": list(COLAB_SETUP_TAGS)}),
+        new_code_cell("x = 1", execution_count=2, metadata={"tags": ["nbval-check-output"]}),
         new_code_cell("", execution_count=None),
         new_code_cell("slider", execution_count=3, outputs=[widget]),
     ]
@@ -283,12 +322,58 @@ def test_check_opening_reports_missing_title_and_badge() -> None:
     assert check_opening(nb) == ["the first cell is not a markdown cell"]
 
 
-def test_check_colab_setup_reports_missing_guard_or_skip() -> None:
+def test_check_opening_reports_a_badge_without_a_readable_alt_text() -> None:
     nb = good_notebook()
-    nb.cells[1].source = 'import sys\nif "google.colab" in sys.modules:\n    pass'
-    assert check_colab_setup(nb) == ["the Colab set-up cell has no `# NBVAL_SKIP` line"]
-    nb.cells[1].source = "# NBVAL_SKIP\nimport sys"
+    nb.cells[0].source = nb.cells[0].source.replace(COLAB_BADGE_ALT, "Open In Colab")
+    assert check_opening(nb) == [
+        f"the Colab badge's alt text is 'Open In Colab', expected {COLAB_BADGE_ALT!r}"
+    ]
+
+
+def test_check_colab_setup_reports_missing_guard_or_tags() -> None:
+    nb = good_notebook()
+    nb.cells[1].metadata["tags"] = []
+    assert check_colab_setup(nb) == [
+        "the Colab set-up cell has no `nbval-skip` tag",
+        "the Colab set-up cell has no `hide-cell` tag",
+    ]
+    # The comment marker no longer counts: nbval would honour it, but readers see it.
+    nb.cells[1].source = "# NBVAL_SKIP\n" + nb.cells[1].source
+    nb.cells[1].metadata["tags"] = ["hide-cell"]
+    assert check_colab_setup(nb) == ["the Colab set-up cell has no `nbval-skip` tag"]
+    nb = good_notebook()
+    nb.cells[1].source = "import sys"
     assert check_colab_setup(nb) == ['no set-up cell guarded by `"google.colab" in sys.modules`']
+
+
+def test_check_no_nbval_comments_reports_comment_markers() -> None:
+    nb = good_notebook()
+    nb.cells[1].source = "# NBVAL_SKIP\n" + nb.cells[1].source
+    nb.cells[2].source = "x = 1\n  #NBVAL_IGNORE_OUTPUT  \nprint(x)"
+    assert check_no_nbval_comments(nb) == [
+        "cell 1: `# NBVAL_SKIP` comment, use the `nbval-skip` tag instead",
+        "cell 2: `# NBVAL_IGNORE_OUTPUT` comment, use the `nbval-ignore-output` tag instead",
+    ]
+    # Prose about the markers, in markdown or inside a longer comment, is fine.
+    nb = good_notebook()
+    nb.cells[0].source += "\n\n# NBVAL_SKIP"
+    nb.cells[2].source = "x = 1  # NBVAL_SKIP would skip this cell"
+    assert check_no_nbval_comments(nb) == []
+
+
+def test_tags_mean_to_nbval_what_the_comment_markers_meant() -> None:
+    """Each ``nbval-*`` tag this book uses is the one nbval 0.11 reads for the marker
+    (also in --nbval-lax mode, where only tagged cells have their output checked)."""
+    from nbval.plugin import comment_markers, find_comment_markers, find_metadata_tags
+
+    for marker in ("NBVAL_SKIP", "NBVAL_CHECK_OUTPUT", "NBVAL_IGNORE_OUTPUT"):
+        tag = marker.lower().replace("_", "-")
+        assert marker in comment_markers
+        from_tag = dict(find_metadata_tags({"tags": [tag]}))
+        assert from_tag and from_tag == dict(find_comment_markers(f"# {marker}\nx = 1")), tag
+    assert dict(find_metadata_tags({"tags": ["nbval-skip"]})) == {"skip": True}
+    assert dict(find_metadata_tags({"tags": ["nbval-check-output"]})) == {"check": True}
+    assert dict(find_metadata_tags({"tags": ["nbval-ignore-output"]})) == {"check": False}
 
 
 # ---------------------------------------------------------- the nbval sanitize file

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lessons.plot import (
+from lessons.core.plot import (
     STYLE,
     embedding_scatter,
     heatmap,
@@ -14,7 +14,7 @@ from lessons.plot import (
     training_curves,
     use_style,
 )
-from lessons.train import History
+from lessons.core.train import History
 
 
 def test_smooth_is_a_bias_corrected_moving_average():
@@ -85,7 +85,11 @@ def test_embedding_scatter_labels_every_point_and_groups():
 
 
 def test_training_curves_bad_input():
-    with pytest.raises(TypeError, match="history: expected a lessons.train.History, got dict"):
+    with pytest.raises(
+        TypeError,
+        match=r"history: expected a lessons.core.train.History \(with step_loss and epochs\), "
+        "got dict",
+    ):
         training_curves({})
     with pytest.raises(ValueError, match="no recorded steps"):
         training_curves(History())

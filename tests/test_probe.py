@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from lessons.probe import CrossValidation, cross_validate, fit_probe
+from lessons.core.probe import CrossValidation, cross_validate, fit_probe
+from lessons.elmo import ScalarMix
 
 
 def blobs(n: int = 80, dim: int = 5, shift: float = 3.0, seed: int = 0):
@@ -40,17 +41,19 @@ def test_the_scalar_mix_probe_learns_which_layer_carries_the_label():
     features, labels = blobs(n=120, dim=4, shift=2.0)
     noise = torch.randn(120, 2, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     layered = torch.stack([noise[:, 0], features, noise[:, 1]], dim=1)  # (120, 3, 4)
-    probe = fit_probe(layered, labels)
+    probe = fit_probe(layered, labels, make_mix=ScalarMix)
     weights = torch.softmax(probe.mix.weights.detach(), dim=0)
     assert int(weights.argmax()) == 1 and float(weights[1]) > 0.5
-    assert cross_validate(layered, labels, folds=5, repeats=1).mean > 0.85
+    assert cross_validate(layered, labels, folds=5, repeats=1, make_mix=ScalarMix).mean > 0.85
+    with pytest.raises(ValueError, match=r"features: got layered features \(120, 3, 4\)"):
+        cross_validate(layered, labels)  # layers, but nothing said how to mix them
 
 
 def test_bad_features_and_labels_are_named():
     features, labels = blobs(n=10)
-    with pytest.raises(ValueError, match="features: expected a tensor"):
+    with pytest.raises(ValueError, match="features: expected a floating-point tensor with 2 or 3"):
         cross_validate(features[0], labels)
-    with pytest.raises(TypeError, match="features: expected floating point values"):
+    with pytest.raises(TypeError, match="features: expected a floating-point tensor"):
         cross_validate(features.long(), labels)
     with pytest.raises(ValueError, match=r"labels: expected 10 integer class ids.*\(9,\)"):
         cross_validate(features, labels[:9])

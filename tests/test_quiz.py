@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from lessons import quiz
+from lessons.exercises import quiz
 
 
 def multiple_choice(*correct: bool) -> dict:

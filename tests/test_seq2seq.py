@@ -7,11 +7,20 @@ from datetime import date
 import pytest
 import torch
 
+from lessons.core.checkpoint import checkpoint_notes
+from lessons.core.tasks import (
+    DATE_FORMATS,
+    batches,
+    copy_examples,
+    copy_splits,
+    date_extraction_splits,
+    format_date,
+    make_batch,
+)
 from lessons.seq2seq import (
     RNNSeq2Seq,
     TransformerSeq2Seq,
     accuracy_by_length,
-    checkpoint_notes,
     exact_match,
     greedy_decode,
     load_model,
@@ -22,15 +31,6 @@ from lessons.seq2seq import (
     seq2seq_loss,
     sinusoidal_positions,
     train_seq2seq,
-)
-from lessons.tasks import (
-    DATE_FORMATS,
-    batches,
-    copy_examples,
-    copy_splits,
-    date_extraction_splits,
-    format_date,
-    make_batch,
 )
 
 torch.set_num_threads(1)
@@ -222,7 +222,7 @@ def test_plots_draw_the_numbers_they_are_given():
     import matplotlib
 
     matplotlib.use("Agg")
-    from lessons.seq2seq import plot_accuracy_by_length, plot_attention
+    from lessons.figures.attention import plot_accuracy_by_length, plot_attention
 
     results = {"none": {10: (1.0, 5), 31: (0.25, 4)}, "additive": {10: (1.0, 5), 31: (1.0, 4)}}
     ax = plot_accuracy_by_length(results, max_train_len=30)

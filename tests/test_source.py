@@ -5,14 +5,14 @@ import inspect
 import pytest
 
 import lessons
-from lessons import plot, train
-from lessons.source import SourceView, get_source, show_source
+from lessons.core import plot, train
+from lessons.core.source import SourceView, get_source, show_source
 
 
 def test_get_source_of_a_function_names_file_and_lines():
     view = get_source(plot.smooth)
     lines, first = inspect.getsourcelines(plot.smooth)
-    assert view.name == "lessons.plot.smooth"
+    assert view.name == "lessons.core.plot.smooth"
     assert view.path == "lessons/plot.py"
     assert (view.first_line, view.last_line) == (first, first + len(lines) - 1)
     assert view.code.startswith("def smooth(")
@@ -22,7 +22,7 @@ def test_get_source_of_a_function_names_file_and_lines():
 def test_get_source_of_a_method_is_dedented():
     view = get_source(train.History.metric)
     assert view.code.startswith("def metric(self")
-    assert view.name == "lessons.train.History.metric"
+    assert view.name == "lessons.core.train.History.metric"
 
 
 def test_get_source_of_a_class_and_a_module():
@@ -41,7 +41,7 @@ def test_html_is_highlighted_and_escaped():
 def test_plain_text_outside_a_notebook(capsys):
     show_source(plot.smooth)
     out = capsys.readouterr().out
-    assert out.startswith("# lessons.plot.smooth — lessons/plot.py, lines ")
+    assert out.startswith("# lessons.core.plot.smooth — lessons/plot.py, lines ")
     assert "def smooth(" in out
 
 

@@ -1,4 +1,4 @@
-"""lessons.tasks: every date format parses back to its target, the split is by length,
+"""lessons.core.tasks: every date format parses back to its target, the split is by length,
 generators are deterministic, and the vocabulary and batches hold the right ids."""
 
 import re
@@ -9,7 +9,7 @@ from itertools import pairwise
 import pytest
 import torch
 
-from lessons.tasks import (
+from lessons.core.tasks import (
     ALPHABET,
     DATE_FORMATS,
     FILLER_WORDS,
@@ -28,7 +28,7 @@ from lessons.tasks import (
     reverse_examples,
 )
 
-# Each format as a strptime pattern, written independently of lessons.tasks. strptime
+# Each format as a strptime pattern, written independently of lessons.core.tasks. strptime
 # matches names case-insensitively; ordinal suffixes are checked and removed first.
 STRPTIME = {
     "iso": "%Y-%m-%d",

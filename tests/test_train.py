@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from lessons.train import History, default_device, evaluate, move_to, set_seed, train
+from lessons.core.train import History, default_device, evaluate, move_to, set_seed, train
 
 
 def linear_data(n_batches=8, batch=16, seed=0):
@@ -143,7 +143,7 @@ def test_nan_loss_is_reported_with_advice():
         ({"model": "not a model"}, TypeError, "model: expected a torch.nn.Module, got str"),
         ({"epochs": 0}, ValueError, "epochs: expected an int >= 1, got 0"),
         ({"max_steps": 0}, ValueError, "max_steps"),
-        ({"lr": -1.0}, ValueError, "lr: expected a positive learning rate, got -1.0"),
+        ({"lr": -1.0}, ValueError, "lr: expected a positive number, got -1.0"),
         ({"clip_grad_norm": 0}, ValueError, "clip_grad_norm"),
         ({"criterion": None}, ValueError, "exactly one of criterion"),
         ({"loss_fn": lambda m, b: 0}, ValueError, "exactly one of criterion"),
@@ -201,7 +201,7 @@ def test_move_to_keeps_structure():
 
 
 def test_set_seed_rejects_non_integers():
-    with pytest.raises(TypeError, match="set_seed\\(seed\\): expected an int, got float"):
+    with pytest.raises(TypeError, match="seed: expected an int >= 0, got float 1.5"):
         set_seed(1.5)
 
 

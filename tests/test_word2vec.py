@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from lessons import data
+from lessons.core import data
+from lessons.core.keyed_vectors import KeyedVectors, UnknownWordError
 from lessons.word2vec import (
-    KeyedVectors,
-    UnknownWordError,
     Word2Vec,
     analogy,
     cosine_neighbours,
@@ -207,7 +206,7 @@ def test_subsampling_keeps_words_at_their_rate():
         ([], ValueError, "sentences: got an empty corpus"),
         ([[], []], ValueError, "sentences: got an empty corpus"),
         ([["a", "b"], ["c"]], ValueError, r"min_count=5.*occurs 1 time"),
-        ([["a", 3, "b"]], TypeError, "string tokens, got int 3"),
+        ([["a", 3, "b"]], TypeError, r"sentences\[0\]\[1\]: expected a string token, got int 3"),
         (["the cat sat"], TypeError, "split it into words"),
         ("the cat sat", TypeError, "one string"),
     ],

@@ -11,10 +11,10 @@ from gensim.models import KeyedVectors as GensimKeyedVectors
 from gensim.models import Word2Vec as GensimWord2Vec
 from matplotlib.figure import Figure
 
-from lessons import explorer
-from lessons.plot import PALETTE
-from lessons.word2vec import KeyedVectors, keep_probability
-from lessons.word2vec_figures import (
+from lessons.core import explorer
+from lessons.core.keyed_vectors import KeyedVectors
+from lessons.core.plot import PALETTE
+from lessons.figures.word2vec import (
     draw_analogy,
     draw_embedding_map,
     draw_neighbours,
@@ -22,6 +22,7 @@ from lessons.word2vec_figures import (
     draw_subsampling,
     subsampling_keep,
 )
+from lessons.word2vec import keep_probability
 
 WORDS = ["king", "queen", "man", "woman", "paris", "france", "apple"]
 VECTORS = torch.tensor(

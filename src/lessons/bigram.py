@@ -18,7 +18,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from lessons.vocab import Vocabulary
+from lessons.core import checks
+from lessons.core.vocab import Vocabulary
 
 __all__ = ["BigramLanguageModel", "bigram_dataset", "unigram_perplexity"]
 
@@ -31,10 +32,8 @@ class BigramLanguageModel(nn.Module):
 
     def __init__(self, vocab_size: int, dim: int = 64):
         super().__init__()
-        if not isinstance(vocab_size, int) or vocab_size < 2:
-            raise ValueError(f"vocab_size: expected an int >= 2, got {vocab_size!r}")
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim: expected an int >= 1, got {dim!r}")
+        checks.positive_int("vocab_size", vocab_size, minimum=2)
+        checks.positive_int("dim", dim)
         self.embedding = nn.Embedding(vocab_size, dim)
         self.output = nn.Linear(dim, vocab_size)
 

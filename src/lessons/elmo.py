@@ -1,6 +1,6 @@
 """ELMo from scratch: a character-aware bidirectional language model (Peters et al., 2018).
 
-Used in: notebooks/02_elmo.ipynb (to be written; the sections will be named here).
+Used in: notebooks/02_elmo.ipynb, sections 2 to 5 (each docstring names its section).
 
 The pieces, in the order the data flows through them::
 
@@ -23,8 +23,6 @@ input of every LSTM layer and to the top layer before the softmax, in training o
 
 from __future__ import annotations
 
-import inspect
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -35,10 +33,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lessons import quiz
-from lessons.checkpoint import check_checkpoint, read_checkpoint
-from lessons.exercises import Case, Exercise, Hint, register
-from lessons.vocab import Vocabulary
+from lessons.core import checks
+from lessons.core.checkpoint import Checkpointed
+from lessons.core.vocab import Vocabulary
 
 __all__ = [
     "BEGIN_OF_SENTENCE",
@@ -59,6 +56,7 @@ __all__ = [
     "load_pretrained",
     "make_batch",
     "perplexities",
+    "word_character_ids",
     "word_ids",
 ]
 
@@ -71,7 +69,6 @@ END_OF_WORD = 259 + 1  #: after the last (kept) byte of every token
 PADDING_CHAR = 260 + 1  #: fills a token's row after END_OF_WORD
 NUM_CHARS = 262  #: ids 0..261: 0 = padding token, 1..256 = bytes + 1, then the specials
 
-CONFIG_KEY = "lessons.elmo.BiLM"
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
@@ -80,39 +77,17 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 # --------------------------------------------------------------------------------------
 
 
-def _check_sentences(sentences: object) -> list[Sequence[str]]:
-    if isinstance(sentences, str) or not isinstance(sentences, Sequence):
-        raise TypeError(
-            f"sentences: expected a list of sentences (lists of string tokens), got "
-            f"{type(sentences).__name__} {str(sentences)[:40]!r}"
-        )
-    if len(sentences) == 0:
-        raise ValueError("sentences: expected at least one sentence, got an empty list")
-    for i, sentence in enumerate(sentences):
-        if isinstance(sentence, str) or not isinstance(sentence, Sequence):
-            raise TypeError(
-                f"sentences[{i}]: expected a list of string tokens, got "
-                f"{type(sentence).__name__} {str(sentence)[:40]!r} (split it into words first)"
-            )
-        if len(sentence) == 0:
-            raise ValueError(f"sentences[{i}]: expected at least one token, got an empty sentence")
-        for j, token in enumerate(sentence):
-            if not isinstance(token, str):
-                raise TypeError(
-                    f"sentences[{i}][{j}]: expected a string token, got "
-                    f"{type(token).__name__} {token!r}"
-                )
-            if not token:
-                raise ValueError(f"sentences[{i}][{j}]: expected a non-empty token, got ''")
-    return list(sentences)
-
-
 def _word_row(word_bytes: Sequence[int], max_chars: int) -> list[int]:
     """One token's row: BOW, bytes (at most max_chars - 2), EOW, padding; every id + 1."""
     kept = list(word_bytes)[: max_chars - 2]
     row = [BEGIN_OF_WORD - 1, *kept, END_OF_WORD - 1]
     row += [PADDING_CHAR - 1] * (max_chars - len(row))
     return [c + 1 for c in row]
+
+
+def word_character_ids(word: str, max_chars: int) -> list[int]:
+    """The ``max_chars`` character ids of one word, as `character_ids` writes them."""
+    return _word_row(word.encode("utf-8"), max_chars)
 
 
 def character_ids(
@@ -132,21 +107,21 @@ def character_ids(
     ``tokens`` is the length of the longest sentence, ``mask`` a bool tensor
     ``(batch, tokens + 2)``, True on <S>, the words and </S>.
 
-    Used in: notebooks/02_elmo.ipynb (the notebook is not written yet).
+    Used in: notebooks/02_elmo.ipynb, section 2, "Why characters".
     """
     if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 3:
         raise ValueError(
             f"max_chars: expected an int >= 3 (begin-of-word, a byte, end-of-word), "
             f"got {max_chars!r}"
         )
-    sentences = _check_sentences(sentences)
+    sentences = checks.sentences(sentences, nonempty=True)
     longest = max(len(s) for s in sentences)
     ids = torch.zeros(len(sentences), longest + 2, max_chars, dtype=torch.long)
     mask = torch.zeros(len(sentences), longest + 2, dtype=torch.bool)
     bos = _word_row([BEGIN_OF_SENTENCE - 1], max_chars)
     eos = _word_row([END_OF_SENTENCE - 1], max_chars)
     for i, sentence in enumerate(sentences):
-        rows = [bos, *(_word_row(w.encode("utf-8"), max_chars) for w in sentence), eos]
+        rows = [bos, *(word_character_ids(word, max_chars) for word in sentence), eos]
         ids[i, : len(rows)] = torch.tensor(rows)
         mask[i, : len(rows)] = True
     return ids, mask
@@ -159,8 +134,10 @@ def word_ids(sentences: Sequence[Sequence[str]], vocab: Vocabulary) -> torch.Ten
     ``<unk>``) but are never predicted: the mask of `character_ids` leaves them out.
     """
     if not isinstance(vocab, Vocabulary):
-        raise TypeError(f"vocab: expected a lessons.vocab.Vocabulary, got {type(vocab).__name__}")
-    sentences = _check_sentences(sentences)
+        raise TypeError(
+            f"vocab: expected a lessons.core.vocab.Vocabulary, got {type(vocab).__name__}"
+        )
+    sentences = checks.sentences(sentences, nonempty=True)
     out = torch.zeros(len(sentences), max(len(s) for s in sentences), dtype=torch.long)
     for i, sentence in enumerate(sentences):
         out[i, : len(sentence)] = torch.tensor(vocab.encode(sentence))
@@ -194,8 +171,8 @@ class Highway(nn.Module):
 
     def __init__(self, dim: int, layers: int = 1):
         super().__init__()
-        _check_positive("dim", dim)
-        _check_positive("layers", layers, allow_zero=True)
+        checks.positive_int("dim", dim)
+        checks.positive_int("layers", layers, minimum=0)
         self.transform = nn.ModuleList(nn.Linear(dim, dim) for _ in range(layers))
         self.gate = nn.ModuleList(nn.Linear(dim, dim) for _ in range(layers))
         for transform, gate in zip(self.transform, self.gate, strict=True):
@@ -232,9 +209,9 @@ class CharCNN(nn.Module):
         output_dim: int = 128,
     ):
         super().__init__()
-        _check_positive("num_chars", num_chars)
-        _check_positive("char_dim", char_dim)
-        _check_positive("output_dim", output_dim)
+        checks.positive_int("num_chars", num_chars)
+        checks.positive_int("char_dim", char_dim)
+        checks.positive_int("output_dim", output_dim)
         filters = _check_filters(filters)
         self.filters = filters
         self.embedding = nn.Embedding(num_chars, char_dim, padding_idx=0)
@@ -276,7 +253,7 @@ def _reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x.gather(1, index)
 
 
-class BiLM(nn.Module):
+class BiLM(Checkpointed):
     """ELMo's bidirectional language model.
 
     * the token encoder `CharCNN` (shared by both directions) gives ``x`` of width
@@ -318,13 +295,13 @@ class BiLM(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        _check_positive("num_words", num_words)
+        checks.positive_int("num_words", num_words)
         if isinstance(dropout, bool) or not isinstance(dropout, int | float):
             raise TypeError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        _check_positive("token_dim", token_dim)
-        _check_positive("lstm_dim", lstm_dim)
+        checks.positive_int("token_dim", token_dim)
+        checks.positive_int("lstm_dim", lstm_dim)
         if lstm_dim <= token_dim:
             raise ValueError(
                 f"lstm_dim: expected more cells than token_dim={token_dim} (the LSTM output "
@@ -494,45 +471,6 @@ class BiLM(nn.Module):
         forward_loss, backward_loss = self.losses(char_ids, mask, targets)
         return (forward_loss + backward_loss) / 2
 
-    # ------------------------------------------------------------------ files
-
-    def save(self, path: str | Path) -> None:
-        """Write the weights to a safetensors file, the configuration in its metadata."""
-        from safetensors.torch import save_file
-
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(tensors, str(path), metadata={CONFIG_KEY: json.dumps(self.config)})
-
-    @classmethod
-    def load(cls, path: str | Path) -> BiLM:
-        """A new `BiLM` built from the configuration stored in ``path`` with its weights."""
-        config, _ = _read_checkpoint(path)
-        expected = {"num_words", *inspect.signature(cls).parameters} - {"self"}
-        if set(config) != expected:
-            raise ValueError(
-                f"{path}: the stored configuration has the fields {sorted(config)}, "
-                f"expected {sorted(expected)}"
-            )
-        model = cls(config.pop("num_words"), **config)
-        model.load_weights(path)
-        return model
-
-    def load_weights(self, path: str | Path) -> None:
-        """Load the weights of ``path`` into this model.
-
-        Every key and shape is checked first: a missing, unexpected or differently
-        shaped tensor raises a ValueError naming it (and both shapes); so does a
-        checkpoint of another configuration.
-        """
-        config, tensors = _read_checkpoint(path)
-        check_checkpoint(path, config, self.config, tensors, self.state_dict())
-        self.load_state_dict(tensors)
-
-
-def _read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    metadata, tensors = read_checkpoint(path, CONFIG_KEY, "lessons.elmo.BiLM")
-    return json.loads(metadata[CONFIG_KEY]), tensors
-
 
 def load_pretrained(name: str = "elmo-small") -> tuple[BiLM, Vocabulary]:
     """The biLM that ``scripts/train_elmo.py`` trained on the Wikipedia sample, and its
@@ -567,7 +505,7 @@ def embed_sentences(
     layers 1 and 2 are the LSTM layers, forward and backward concatenated, which depend on
     the whole sentence. Sentences are batched by length; the model is left in eval mode.
     """
-    sentences = _check_sentences(sentences)
+    sentences = checks.sentences(sentences, nonempty=True)
     bilm.eval()
     device = bilm.softmax.weight.device
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
@@ -592,7 +530,7 @@ def perplexities(
     ``vocab`` counting as ``<unk>``. Sentences are batched by length (less padding). The
     model is left in eval mode.
     """
-    sentences = _check_sentences(sentences)
+    sentences = checks.sentences(sentences, nonempty=True)
     model.eval()
     device = model.softmax.weight.device
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
@@ -610,7 +548,7 @@ def perplexities(
 
 
 def lm_loss(model: BiLM, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """``loss_fn`` for `lessons.train.train`: ``model.loss(*batch)`` for a `make_batch`."""
+    """``loss_fn`` for `lessons.core.train.train`: ``model.loss(*batch)`` for a `make_batch`."""
     return model.loss(*batch)
 
 
@@ -634,7 +572,7 @@ class ScalarMix(nn.Module):
 
     def __init__(self, num_layers: int, layer_norm: bool = False):
         super().__init__()
-        _check_positive("num_layers", num_layers)
+        checks.positive_int("num_layers", num_layers)
         self.num_layers = num_layers
         self.layer_norm = layer_norm
         self.weights = nn.Parameter(torch.zeros(num_layers))
@@ -708,7 +646,7 @@ class ELMo(nn.Module):
         super().__init__()
         if not isinstance(bilm, BiLM):
             raise TypeError(f"bilm: expected a lessons.elmo.BiLM, got {type(bilm).__name__}")
-        _check_positive("num_mixes", num_mixes)
+        checks.positive_int("num_mixes", num_mixes)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         self.bilm = bilm
@@ -732,12 +670,6 @@ class ELMo(nn.Module):
 # --------------------------------------------------------------------------------------
 # Argument checks
 # --------------------------------------------------------------------------------------
-
-
-def _check_positive(name: str, value: object, allow_zero: bool = False) -> None:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
 
 
 def _check_filters(filters: object) -> tuple[tuple[int, int], ...]:
@@ -772,520 +704,3 @@ def _check_char_ids(char_ids: object, num_chars: int, min_chars: int) -> None:
             f"char_ids: expected ids in [0, {num_chars}), got values from "
             f"{int(char_ids.min())} to {int(char_ids.max())}"
         )
-
-
-# --------------------------------------------------------------------------------------
-# Exercise: elmo.word_character_ids
-# --------------------------------------------------------------------------------------
-
-
-def word_character_ids(word: str, max_chars: int) -> list[int]:
-    """The ``max_chars`` character ids of one word, as `character_ids` writes them."""
-    return _word_row(word.encode("utf-8"), max_chars)
-
-
-def _word_ids_cases() -> list[Case]:
-    return [
-        Case("'cat' in 8 characters", ("cat", 8)),
-        Case("one letter, 5 characters", ("a", 5)),
-        Case("a word that exactly fills the row", ("dog", 5)),
-        Case("a long word, truncated", ("internationalisation", 10)),
-        Case("a non-ASCII word (two bytes per letter)", ("éé", 8)),
-    ]
-
-
-def _word_ids_no_shift(word: str, max_chars: int) -> list[int]:
-    row = [258, *list(word.encode("utf-8"))[: max_chars - 2], 259]
-    return row + [260] * (max_chars - len(row))
-
-
-def _word_ids_code_points(word: str, max_chars: int) -> list[int]:
-    row = [258, *(ord(c) for c in word)][: max_chars - 1] + [259]
-    return [c + 1 for c in row + [260] * (max_chars - len(row))]
-
-
-def _word_ids_no_truncation(word: str, max_chars: int) -> list[int]:
-    row = [258, *word.encode("utf-8"), 259]
-    return [c + 1 for c in row + [260] * (max_chars - len(row))]
-
-
-register(
-    Exercise(
-        id="elmo.word_character_ids",
-        chapter="elmo",
-        prompt=(
-            "Write `word_character_ids(word, max_chars)`: the list of `max_chars` ints ELMo "
-            "feeds its char-CNN for one word. Start with begin-of-word (258), then the UTF-8 "
-            "bytes of the word (at most `max_chars - 2` of them: longer words are cut), then "
-            "end-of-word (259), then padding characters (260) up to `max_chars`; finally add "
-            "1 to every id, so that 0 is free for padding tokens."
-        ),
-        signature="def word_character_ids(word: str, max_chars: int) -> list[int]",
-        solution=word_character_ids,
-        cases=_word_ids_cases,
-        hints=(
-            Hint(
-                "Every id is shifted by one at the end: 'a' (byte 97) becomes 98 and "
-                "begin-of-word becomes 259.",
-                fits=lambda a: a.problem == "values" and isinstance(a.got, list) and 258 in a.got,
-            ),
-            Hint(
-                "Use `word.encode('utf-8')`, not the characters: 'é' is two bytes, 195 and 169.",
-                fits=lambda a: "é" in a.case.args[0],
-            ),
-            Hint(
-                "Keep only the first `max_chars - 2` bytes, so that begin- and end-of-word "
-                "always fit: the row is exactly `max_chars` long."
-            ),
-        ),
-        wrong_answers=(_word_ids_no_shift, _word_ids_code_points, _word_ids_no_truncation),
-    )
-)
-
-
-# --------------------------------------------------------------------------------------
-# Exercise: elmo.highway
-# --------------------------------------------------------------------------------------
-
-
-def highway(
-    x: torch.Tensor,
-    w_transform: torch.Tensor,
-    b_transform: torch.Tensor,
-    w_gate: torch.Tensor,
-    b_gate: torch.Tensor,
-) -> torch.Tensor:
-    """One highway layer as `Highway` computes it: ``g * x + (1 - g) * relu(W_h x + b_h)``."""
-    g = torch.sigmoid(x @ w_gate.T + b_gate)
-    return g * x + (1 - g) * torch.relu(x @ w_transform.T + b_transform)
-
-
-def _highway_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(2)
-
-    def case(batch: int, dim: int, gate_bias: float) -> tuple[torch.Tensor, ...]:
-        return (
-            torch.randn(batch, dim, generator=g),
-            torch.randn(dim, dim, generator=g) / dim**0.5,
-            torch.randn(dim, generator=g),
-            torch.randn(dim, dim, generator=g) / dim**0.5,
-            torch.full((dim,), gate_bias),
-        )
-
-    return [
-        Case("batch 4, dim 3, gate bias 1", case(4, 3, 1.0)),
-        Case("one vector of dim 6", case(1, 6, 1.0)),
-        Case("gate bias -2 (mostly transform)", case(3, 4, -2.0)),
-        Case("gate bias 0", case(5, 2, 0.0)),
-    ]
-
-
-def _highway_swapped(x, w_transform, b_transform, w_gate, b_gate):
-    g = torch.sigmoid(x @ w_gate.T + b_gate)
-    return (1 - g) * x + g * torch.relu(x @ w_transform.T + b_transform)
-
-
-def _highway_no_relu(x, w_transform, b_transform, w_gate, b_gate):
-    g = torch.sigmoid(x @ w_gate.T + b_gate)
-    return g * x + (1 - g) * (x @ w_transform.T + b_transform)
-
-
-def _highway_untransposed(x, w_transform, b_transform, w_gate, b_gate):
-    g = torch.sigmoid(x @ w_gate + b_gate)
-    return g * x + (1 - g) * torch.relu(x @ w_transform + b_transform)
-
-
-register(
-    Exercise(
-        id="elmo.highway",
-        chapter="elmo",
-        prompt=(
-            "Write one highway layer: `g = sigmoid(x W_g^T + b_g)` is the carry gate and the "
-            "output is `g * x + (1 - g) * relu(x W_h^T + b_h)`. `x` is `(batch, dim)`, the "
-            "weights `(dim, dim)` as in `nn.Linear`, the biases `(dim,)`."
-        ),
-        signature=("def highway(x, w_transform, b_transform, w_gate, b_gate) -> torch.Tensor"),
-        solution=highway,
-        cases=_highway_cases,
-        hints=(
-            Hint(
-                "`g` multiplies the input `x` itself (what is carried), `1 - g` the "
-                "transformed input: with a gate bias of 1, most of `x` passes unchanged."
-            ),
-            Hint("The transformed branch goes through ReLU before it is mixed in."),
-            Hint("`nn.Linear` computes `x @ W.T + b`: transpose the weight."),
-        ),
-        wrong_answers=(_highway_swapped, _highway_no_relu, _highway_untransposed),
-        check_grad=True,
-    )
-)
-
-
-# --------------------------------------------------------------------------------------
-# Exercise: elmo.conv_max_pool
-# --------------------------------------------------------------------------------------
-
-
-def conv_max_pool(chars: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """One filter bank of `CharCNN`: convolve, max-pool over character positions, ReLU.
-
-    ``chars`` ``(words, char_dim, max_chars)``, ``weight`` ``(filters, char_dim, width)``,
-    ``bias`` ``(filters,)``; returns ``(words, filters)``.
-    """
-    return torch.relu(F.conv1d(chars, weight, bias).max(dim=2).values)
-
-
-def _pool_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(3)
-
-    def case(words: int, char_dim: int, max_chars: int, filters: int, width: int):
-        return (
-            torch.randn(words, char_dim, max_chars, generator=g),
-            torch.randn(filters, char_dim, width, generator=g),
-            torch.randn(filters, generator=g),
-        )
-
-    return [
-        Case("3 words, 4 filters of width 2", case(3, 2, 6, 4, 2)),
-        Case("filters of width 1", case(2, 3, 5, 3, 1)),
-        Case("width 3, one word", case(1, 4, 7, 5, 3)),
-        Case("filter as wide as the word", case(4, 2, 4, 2, 4)),
-    ]
-
-
-def _pool_mean(chars, weight, bias):
-    return torch.relu(F.conv1d(chars, weight, bias).mean(dim=2))
-
-
-def _pool_over_filters(chars, weight, bias):
-    out = F.conv1d(chars, weight, bias)
-    return torch.relu(out.max(dim=1).values[:, : weight.shape[0]])
-
-
-def _pool_no_bias(chars, weight, bias):
-    return torch.relu(F.conv1d(chars, weight).max(dim=2).values)
-
-
-register(
-    Exercise(
-        id="elmo.conv_max_pool",
-        chapter="elmo",
-        prompt=(
-            "Write one filter bank of the char-CNN: a 1-D convolution of the characters "
-            "(`torch.nn.functional.conv1d(chars, weight, bias)`), max-pooled over time, that "
-            "is over the character positions, then ReLU. `chars` is "
-            "`(words, char_dim, max_chars)`; return `(words, filters)`."
-        ),
-        signature="def conv_max_pool(chars, weight, bias) -> torch.Tensor",
-        solution=conv_max_pool,
-        cases=_pool_cases,
-        hints=(
-            Hint(
-                "The convolution gives `(words, filters, positions)`: pool over the last "
-                "dimension, the positions, so each filter keeps its strongest match.",
-                fits=lambda a: a.problem == "shape",
-            ),
-            Hint("Max-pooling, not the mean: a filter fires if its n-gram is *anywhere*."),
-            Hint("Pass the bias to the convolution."),
-        ),
-        wrong_answers=(_pool_mean, _pool_over_filters, _pool_no_bias),
-        check_grad=True,
-    )
-)
-
-
-# --------------------------------------------------------------------------------------
-# Exercise: elmo.scalar_mix
-# --------------------------------------------------------------------------------------
-
-
-def scalar_mix(layers: torch.Tensor, weights: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """``gamma * sum_j softmax(weights)_j layers[j]``: layers ``(L, ...)`` -> ``(...)``."""
-    s = torch.softmax(weights, dim=0)
-    return gamma * (s.reshape(-1, *([1] * (layers.dim() - 1))) * layers).sum(0)
-
-
-def _mix_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(4)
-    return [
-        Case(
-            "3 layers, equal weights, gamma 1",
-            (torch.randn(3, 2, 4, 5, generator=g), torch.zeros(3), torch.tensor(1.0)),
-        ),
-        Case(
-            "3 layers, different weights",
-            (
-                torch.randn(3, 2, 3, 4, generator=g),
-                torch.tensor([0.5, -1.0, 2.0]),
-                torch.tensor(1.0),
-            ),
-        ),
-        Case(
-            "gamma 0.5",
-            (
-                torch.randn(3, 1, 2, 3, generator=g),
-                torch.tensor([1.0, 0.0, -1.0]),
-                torch.tensor(0.5),
-            ),
-        ),
-        Case(
-            "2 layers of shape (4, 6)",
-            (torch.randn(2, 4, 6, generator=g), torch.tensor([3.0, 1.0]), torch.tensor(2.0)),
-        ),
-    ]
-
-
-def _mix_raw_weights(layers, weights, gamma):
-    return gamma * (weights.reshape(-1, *([1] * (layers.dim() - 1))) * layers).sum(0)
-
-
-def _mix_mean(layers, weights, gamma):
-    return gamma * layers.mean(0)
-
-
-def _mix_no_gamma(layers, weights, gamma):
-    s = torch.softmax(weights, dim=0)
-    return (s.reshape(-1, *([1] * (layers.dim() - 1))) * layers).sum(0)
-
-
-register(
-    Exercise(
-        id="elmo.scalar_mix",
-        chapter="elmo",
-        prompt=(
-            "Write ELMo's scalar mix: normalise the layer weights with a softmax, "
-            "`s = softmax(weights)`, and return `gamma * sum_j s_j * layers[j]`. `layers` "
-            "is `(L, ...)`, `weights` `(L,)`, `gamma` a scalar tensor."
-        ),
-        signature="def scalar_mix(layers, weights, gamma) -> torch.Tensor",
-        solution=scalar_mix,
-        cases=_mix_cases,
-        hints=(
-            Hint(
-                "Equal weights must give the mean of the layers times gamma: the weights "
-                "go through a softmax first, so they are positive and sum to 1."
-            ),
-            Hint("Don't forget the scale `gamma`."),
-        ),
-        wrong_answers=(_mix_raw_weights, _mix_mean, _mix_no_gamma),
-        check_grad=True,
-    )
-)
-
-
-# --------------------------------------------------------------------------------------
-# Exercise: elmo.bidirectional_loss
-# --------------------------------------------------------------------------------------
-
-
-def bidirectional_loss(
-    forward_logits: torch.Tensor, backward_logits: torch.Tensor, tokens: torch.Tensor
-) -> torch.Tensor:
-    """The biLM's loss for unpadded sentences ``tokens`` ``(batch, time)`` (<S> ... </S>):
-    the mean of the forward LM's cross-entropy (row ``t`` predicts token ``t + 1``) and the
-    backward LM's (row ``t`` predicts token ``t - 1``); logits ``(batch, time, vocab)``."""
-    forward_loss = F.cross_entropy(forward_logits[:, :-1].transpose(1, 2), tokens[:, 1:])
-    backward_loss = F.cross_entropy(backward_logits[:, 1:].transpose(1, 2), tokens[:, :-1])
-    return (forward_loss + backward_loss) / 2
-
-
-def _bidirectional_cases() -> list[Case]:
-    g = torch.Generator().manual_seed(5)
-
-    def case(batch: int, time: int, vocab: int):
-        return (
-            torch.randn(batch, time, vocab, generator=g),
-            torch.randn(batch, time, vocab, generator=g),
-            torch.randint(0, vocab, (batch, time), generator=g),
-        )
-
-    return [
-        Case("batch 2, 5 tokens, vocabulary 7", case(2, 5, 7)),
-        Case("one sentence of 3 tokens", case(1, 3, 4)),
-        Case("batch 4, 6 tokens, vocabulary 10", case(4, 6, 10)),
-        Case("two tokens only (<S> </S>)", case(3, 2, 5)),
-    ]
-
-
-def _bidirectional_same_shift(forward_logits, backward_logits, tokens):
-    forward_loss = F.cross_entropy(forward_logits[:, :-1].transpose(1, 2), tokens[:, 1:])
-    backward_loss = F.cross_entropy(backward_logits[:, :-1].transpose(1, 2), tokens[:, 1:])
-    return (forward_loss + backward_loss) / 2
-
-
-def _bidirectional_no_shift(forward_logits, backward_logits, tokens):
-    forward_loss = F.cross_entropy(forward_logits.transpose(1, 2), tokens)
-    backward_loss = F.cross_entropy(backward_logits.transpose(1, 2), tokens)
-    return (forward_loss + backward_loss) / 2
-
-
-def _bidirectional_sum(forward_logits, backward_logits, tokens):
-    forward_loss = F.cross_entropy(forward_logits[:, :-1].transpose(1, 2), tokens[:, 1:])
-    backward_loss = F.cross_entropy(backward_logits[:, 1:].transpose(1, 2), tokens[:, :-1])
-    return forward_loss + backward_loss
-
-
-register(
-    Exercise(
-        id="elmo.bidirectional_loss",
-        chapter="elmo",
-        prompt=(
-            "Combine the two language models' losses. `tokens` `(batch, time)` are the ids "
-            "of <S> w1 ... wn </S>; row `t` of `forward_logits` `(batch, time, vocab)` "
-            "predicts token `t + 1`, row `t` of `backward_logits` predicts token `t - 1`. "
-            "Return the mean of the two mean cross-entropies "
-            "(`torch.nn.functional.cross_entropy`)."
-        ),
-        signature="def bidirectional_loss(forward_logits, backward_logits, tokens)",
-        solution=bidirectional_loss,
-        cases=_bidirectional_cases,
-        hints=(
-            Hint(
-                "The forward LM drops its last row (nothing after </S>) and its targets are "
-                "`tokens[:, 1:]`; the backward LM drops its *first* row and its targets are "
-                "`tokens[:, :-1]`."
-            ),
-            Hint(
-                "Average the two directions, `(forward + backward) / 2`, so the loss stays "
-                "on the scale of one language model."
-            ),
-        ),
-        wrong_answers=(_bidirectional_same_shift, _bidirectional_no_shift, _bidirectional_sum),
-        check_grad=True,
-    )
-)
-
-
-quiz.register(
-    "elmo",
-    [
-        {
-            "question": "With `max_chars=6`, what are the character ids of the word 'ab' "
-            "('a' is byte 97)?",
-            "type": "multiple_choice",
-            "answers": [
-                {
-                    "answer": "259, 98, 99, 260, 261, 261",
-                    "correct": True,
-                    "feedback": "Right: begin-of-word 258, the bytes 97 and 98, end-of-word "
-                    "259, padding 260, and every id plus one.",
-                },
-                {
-                    "answer": "258, 97, 98, 259, 260, 260",
-                    "correct": False,
-                    "feedback": "That forgets the final + 1, which frees id 0 for padding "
-                    "tokens (rows of zeros).",
-                },
-                {
-                    "answer": "98, 99, 0, 0, 0, 0",
-                    "correct": False,
-                    "feedback": "ELMo marks where a word begins and ends (259 and 260) and "
-                    "pads inside a word with its own padding character (261).",
-                },
-            ],
-        },
-        {
-            "question": "A highway layer's gate bias starts at 1 and its weights are "
-            "near zero. What fraction of its input does it carry through unchanged at "
-            "first? (three significant digits)",
-            "type": "numeric",
-            "precision": 3,
-            "answers": [
-                {
-                    "type": "value",
-                    "value": 0.731,
-                    "correct": True,
-                    "feedback": "Right: the carry gate is σ(1) ≈ 0.731.",
-                },
-                {
-                    "type": "value",
-                    "value": 0.269,
-                    "correct": False,
-                    "feedback": "That is 1 - σ(1), the share of the transformed branch.",
-                },
-                {
-                    "type": "value",
-                    "value": 0.5,
-                    "correct": False,
-                    "feedback": "σ(0) = 0.5 would be a gate bias of 0; with bias 1 it is σ(1).",
-                },
-                {"type": "default", "feedback": "The gate is σ(1 + W x) with W x ≈ 0."},
-            ],
-        },
-        {
-            "question": "Why can ELMo represent a word it never saw in training?",
-            "type": "multiple_choice",
-            "answers": [
-                {
-                    "answer": "Its token encoder reads characters, not a word id",
-                    "correct": True,
-                    "feedback": "Right: the char-CNN builds a vector from the word's bytes, "
-                    "so every word has one; only the softmax has a fixed vocabulary.",
-                },
-                {
-                    "answer": "Unknown words are mapped to <unk>, which has its own vector",
-                    "correct": False,
-                    "feedback": "That is how the *targets* of the softmax handle them; the "
-                    "input side never looks a word up in a vocabulary.",
-                },
-                {
-                    "answer": "The backward LM fills it in from the following words",
-                    "correct": False,
-                    "feedback": "Both LMs see the word itself through the char-CNN; context "
-                    "only refines that.",
-                },
-            ],
-        },
-        {
-            "question": "The forward LM's state at position t depends on which tokens?",
-            "type": "multiple_choice",
-            "answers": [
-                {
-                    "answer": "Tokens 0 … t, that is <S> up to the word itself",
-                    "correct": True,
-                    "feedback": "Right: it predicts token t + 1 from them, so it must not "
-                    "see t + 1 or later. The backward LM sees t … n + 1.",
-                },
-                {
-                    "answer": "Every token of the sentence",
-                    "correct": False,
-                    "feedback": "Then predicting the next word would be copying it. Only the "
-                    "concatenation of both directions sees the whole sentence.",
-                },
-                {
-                    "answer": "Tokens 0 … t - 1",
-                    "correct": False,
-                    "feedback": "The LSTM reads token t before its output at t, which then "
-                    "predicts token t + 1.",
-                },
-            ],
-        },
-        {
-            "question": "A `ScalarMix` over 3 layers has all weights 0 and γ = 2. What "
-            "weight does each layer get in the output? (three significant digits)",
-            "type": "numeric",
-            "precision": 3,
-            "answers": [
-                {
-                    "type": "value",
-                    "value": 0.667,
-                    "correct": True,
-                    "feedback": "Right: softmax(0, 0, 0) = 1/3 each, times γ = 2.",
-                },
-                {
-                    "type": "value",
-                    "value": 0.333,
-                    "correct": False,
-                    "feedback": "That is softmax's share; the output is also scaled by γ.",
-                },
-                {
-                    "type": "value",
-                    "value": 0,
-                    "correct": False,
-                    "feedback": "The weights go through a softmax: e^0 = 1, not 0.",
-                },
-                {"type": "default", "feedback": "Compute γ · softmax(0, 0, 0)."},
-            ],
-        },
-    ],
-)

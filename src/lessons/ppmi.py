@@ -44,18 +44,10 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import svds
 
-from lessons.vocab import check_sentences
-from lessons.word2vec import KeyedVectors
+from lessons.core import checks
+from lessons.core.keyed_vectors import KeyedVectors
 
 __all__ = ["build_vocabulary", "cooccurrence_matrix", "ppmi", "ppmi_svd", "svd_vectors"]
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def _check_int(argument: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{argument}: expected an int >= {minimum}, got {value!r}")
 
 
 # --------------------------------------------------------------------------- counts
@@ -66,8 +58,8 @@ def build_vocabulary(sentences: Iterable[Sequence[str]], min_count: int = 5) -> 
 
     This is word2vec's (and gensim's) vocabulary rule; the list's order gives the ids.
     """
-    _check_int("min_count", min_count, 1)
-    sentences = check_sentences(sentences)
+    checks.positive_int("min_count", min_count)
+    sentences = checks.sentences(sentences)
     counts = Counter(token for sentence in sentences for token in sentence)
     kept = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
     if not kept:
@@ -97,13 +89,13 @@ def cooccurrence_matrix(
     of sentence numbers; for each offset ``d = 1 .. window`` the pairs
     ``(ids[i], ids[i + d])`` with equal sentence numbers are counted in both directions.
     """
-    _check_int("window", window, 1)
+    checks.positive_int("window", window)
     if not isinstance(vocab_index, dict) or not vocab_index:
         raise ValueError(f"vocab_index: expected a non-empty dict word -> id, got {vocab_index!r}")
     size = len(vocab_index)
     ids_of = [
         [vocab_index[t] for t in sentence if t in vocab_index]
-        for sentence in check_sentences(sentences)
+        for sentence in checks.sentences(sentences)
     ]
     lengths = np.array([len(s) for s in ids_of], dtype=np.int64)
     ids = np.fromiter((i for s in ids_of for i in s), dtype=np.int64, count=int(lengths.sum()))
@@ -214,9 +206,9 @@ def ppmi_svd(
     of ``dim``-dimensional float32 vectors, one per word seen at least ``min_count``
     times (most frequent first). See the module docstring for each step and choice.
     """
-    sentences = check_sentences(sentences)
-    _check_int("window", window, 1)
-    _check_int("dim", dim, 1)
+    sentences = checks.sentences(sentences)
+    checks.positive_int("window", window)
+    checks.positive_int("dim", dim)
     index_to_key = build_vocabulary(sentences, min_count)
     if dim >= len(index_to_key):
         raise ValueError(

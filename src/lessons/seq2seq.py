@@ -1,4 +1,5 @@
-"""Encoder-decoder models for the generated tasks of `lessons.tasks`, with and without attention.
+"""Encoder-decoder models for the generated tasks of `lessons.core.tasks`, with and without
+attention.
 
 Used in: notebooks/03_attention.ipynb, sections 1 (the fixed-length bottleneck),
 2 (Bahdanau and Luong attention) and 6 (when recurrence isn't needed).
@@ -17,7 +18,7 @@ Two models, one interface (``model(sources, source_lengths, decoder_inputs)`` ->
   (`MultiHeadAttention`), as in Vaswani et al. (2017).
 
 Training uses teacher forcing (the decoder reads the true previous character, see
-`lessons.tasks.make_batch`) and `lessons.train.train` with `seq2seq_loss`; `greedy_decode`
+`lessons.core.tasks.make_batch`) and `lessons.core.train.train` with `seq2seq_loss`; `greedy_decode`
 writes the most likely character at each step and returns the attention weights for
 plotting. `exact_match` and `accuracy_by_length` measure the results.
 
@@ -27,8 +28,6 @@ the package: ``load_pretrained("extract-additive")`` (names: `pretrained_names`)
 
 from __future__ import annotations
 
-import inspect
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.axes import Axes
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -51,9 +49,10 @@ from lessons.attention import (
     masked_softmax,
     padding_mask,
 )
-from lessons.checkpoint import check_checkpoint, read_checkpoint
-from lessons.tasks import ALPHABET, CharVocab, make_batch
-from lessons.train import History, train
+from lessons.core import checks
+from lessons.core.checkpoint import Checkpointed, checkpoint_class
+from lessons.core.tasks import ALPHABET, CharVocab, make_batch
+from lessons.core.train import History, train
 
 __all__ = [
     "ATTENTION_TYPES",
@@ -63,13 +62,10 @@ __all__ = [
     "SOURCE_POSITIONS",
     "TransformerSeq2Seq",
     "accuracy_by_length",
-    "checkpoint_notes",
     "exact_match",
     "greedy_decode",
     "load_model",
     "load_pretrained",
-    "plot_accuracy_by_length",
-    "plot_attention",
     "predict",
     "pretrained_names",
     "pretrained_path",
@@ -82,16 +78,8 @@ __all__ = [
 ATTENTION_TYPES = (None, "additive", "dot", "general")
 #: The ``source_positions`` argument of `TransformerSeq2Seq`.
 SOURCE_POSITIONS = ("convolution", "sinusoidal")
-CONFIG_KEY = "lessons.seq2seq"
-NOTES_KEY = "lessons.seq2seq.notes"
 #: Where the shipped models are: inside the package, so a pip install has them.
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-
-
-def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
-    return value
 
 
 def _check_sources(sources: object, source_lengths: object) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,70 +111,6 @@ def _check_sources(sources: object, source_lengths: object) -> tuple[torch.Tenso
     return sources, source_lengths
 
 
-# --------------------------------------------------------------------------------------
-# Saving and loading, shared by both models
-# --------------------------------------------------------------------------------------
-
-
-class _Checkpointed(nn.Module):
-    """``save``, ``load`` and ``load_weights`` for a model whose ``config`` holds the
-    arguments of its constructor."""
-
-    config: dict[str, Any]
-
-    def save(self, path: str | Path, notes: Mapping[str, Any] | None = None) -> None:
-        """Write the weights to a safetensors file; the class name and configuration go in
-        its metadata (as JSON), so `load_model` can rebuild the model. ``notes`` (e.g.
-        how it was trained) are stored as JSON too and read back by `checkpoint_notes`."""
-        from safetensors.torch import save_file
-
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        header = json.dumps({"class": type(self).__name__, "config": self.config})
-        metadata = {CONFIG_KEY: header, NOTES_KEY: json.dumps(dict(notes or {}))}
-        save_file(tensors, str(path), metadata=metadata)
-
-    @classmethod
-    def load(cls, path: str | Path) -> _Checkpointed:
-        """A new model built from the configuration stored in ``path``, with its weights."""
-        name, config, _ = _read_checkpoint(path)
-        if name != cls.__name__:
-            raise ValueError(f"{path}: holds a {name}, not a {cls.__name__} (use load_model)")
-        expected = set(inspect.signature(cls).parameters)
-        if set(config) != expected:
-            raise ValueError(
-                f"{path}: the stored configuration has the fields {sorted(config)}, "
-                f"expected {sorted(expected)}"
-            )
-        model = cls(**config)
-        model.load_weights(path)
-        return model
-
-    def load_weights(self, path: str | Path) -> None:
-        """Load the weights of ``path`` into this model.
-
-        A checkpoint of another class or configuration raises a ValueError that names
-        every differing setting; so does a missing, unexpected or differently shaped
-        tensor.
-        """
-        name, config, tensors = _read_checkpoint(path)
-        if name != type(self).__name__:
-            raise ValueError(f"{path}: holds a {name}, not a {type(self).__name__}")
-        check_checkpoint(path, config, self.config, tensors, self.state_dict())
-        self.load_state_dict(tensors)
-
-
-def _read_checkpoint(path: str | Path) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
-    metadata, tensors = read_checkpoint(path, CONFIG_KEY, "lessons.seq2seq")
-    header = json.loads(metadata[CONFIG_KEY])
-    return header["class"], header["config"], tensors
-
-
-def checkpoint_notes(path: str | Path) -> dict[str, Any]:
-    """The ``notes`` given to ``model.save`` for the checkpoint ``path`` (``{}`` if none)."""
-    metadata, _ = read_checkpoint(path, CONFIG_KEY, "lessons.seq2seq")
-    return json.loads(metadata.get(NOTES_KEY, "{}"))
-
-
 def pretrained_names() -> list[str]:
     """The names `load_pretrained` accepts: the ``pretrained/seq2seq-<name>.safetensors``
     files shipped inside the package, sorted."""
@@ -202,7 +126,7 @@ def load_pretrained(name: str) -> RNNSeq2Seq | TransformerSeq2Seq:
 
     ``name`` is one of `pretrained_names`: ``"<task>-<model>"``, e.g. ``"extract-none"``
     or ``"extract-additive"``. How it was trained (task, epochs, seconds, ...) is in
-    ``checkpoint_notes(pretrained_path(name))``.
+    ``lessons.core.checkpoint.checkpoint_notes(pretrained_path(name))``.
 
     Used in: notebooks/03_attention.ipynb, sections 1, 2 and 6.
     """
@@ -219,7 +143,7 @@ def pretrained_path(name: str) -> Path:
 
 def load_model(path: str | Path) -> RNNSeq2Seq | TransformerSeq2Seq:
     """The `RNNSeq2Seq` or `TransformerSeq2Seq` saved in ``path`` (with ``model.save``)."""
-    name, _, _ = _read_checkpoint(path)
+    name = checkpoint_class(path)
     classes = {cls.__name__: cls for cls in (RNNSeq2Seq, TransformerSeq2Seq)}
     if name not in classes:
         raise ValueError(f"{path}: unknown model class {name!r}, expected one of {list(classes)}")
@@ -262,7 +186,7 @@ class Encoder(nn.Module):
         return outputs, torch.cat([final[0], final[1]], dim=-1)
 
 
-class RNNSeq2Seq(_Checkpointed):
+class RNNSeq2Seq(Checkpointed):
     """A GRU encoder-decoder, with or without attention.
 
     The encoder is an `Encoder` (bidirectional GRU, ``hidden_dim`` per direction), whose
@@ -289,7 +213,7 @@ class RNNSeq2Seq(_Checkpointed):
 
     ``forward(sources, source_lengths, decoder_inputs)``: LongTensors ``(batch,
     source_len)``, ``(batch,)`` and ``(batch, target_len)`` (see
-    `lessons.tasks.make_batch`) -> logits ``(batch, target_len, vocab_size)``.
+    `lessons.core.tasks.make_batch`) -> logits ``(batch, target_len, vocab_size)``.
 
     Used in: notebooks/03_attention.ipynb, sections 1 and 2.
     """
@@ -306,8 +230,8 @@ class RNNSeq2Seq(_Checkpointed):
             raise ValueError(
                 f"attention: expected one of {list(ATTENTION_TYPES)}, got {attention!r}"
             )
-        _check_positive("embedding_dim", embedding_dim)
-        _check_positive("hidden_dim", hidden_dim)
+        checks.positive_int("embedding_dim", embedding_dim)
+        checks.positive_int("hidden_dim", hidden_dim)
         self.vocab = CharVocab(characters)
         self.config: dict[str, Any] = {
             "characters": characters,
@@ -446,7 +370,7 @@ class _DecoderLayer(nn.Module):
         return y + self.feed_forward(self.norm3(y)), weights
 
 
-class TransformerSeq2Seq(_Checkpointed):
+class TransformerSeq2Seq(Checkpointed):
     """An encoder-decoder without recurrence: attention, convolution and feed-forward layers.
 
     * Encoder: character embeddings (scaled by ``sqrt(d_model)``), then the order of
@@ -493,7 +417,7 @@ class TransformerSeq2Seq(_Checkpointed):
             ("num_layers", num_layers),
             ("ff_dim", ff_dim),
         ):
-            _check_positive(name, value)
+            checks.positive_int(name, value)
         if d_model % num_heads or d_model % 2:
             raise ValueError(
                 f"d_model: expected an even multiple of num_heads={num_heads}, got {d_model}"
@@ -593,7 +517,7 @@ class TransformerSeq2Seq(_Checkpointed):
 def seq2seq_loss(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy of the next character over the real target positions (the
     target characters and ``</s>``; padding is ignored): ``loss_fn`` for
-    `lessons.train.train`, with batches of `lessons.tasks.make_batch`."""
+    `lessons.core.train.train`, with batches of `lessons.core.tasks.make_batch`."""
     logits = model(batch["sources"], batch["source_lengths"], batch["decoder_inputs"])
     return F.cross_entropy(
         logits.transpose(1, 2), batch["decoder_targets"], ignore_index=model.vocab.pad_id
@@ -608,8 +532,8 @@ def train_seq2seq(
     seed: int = 0,
     progress: bool = True,
 ) -> History:
-    """Train with teacher forcing: `lessons.train.train` with `seq2seq_loss`, Adam at
-    ``lr``, gradient norms clipped to 1. ``batched``: `lessons.tasks.batches`.
+    """Train with teacher forcing: `lessons.core.train.train` with `seq2seq_loss`, Adam at
+    ``lr``, gradient norms clipped to 1. ``batched``: `lessons.core.tasks.batches`.
     ``history.seconds / epochs`` is the wall time of one epoch."""
     return train(
         model,
@@ -655,7 +579,7 @@ def greedy_decode(
         )
     if isinstance(sources, str):
         raise TypeError(f"sources: expected a list of strings, got the string {sources!r}")
-    _check_positive("max_len", max_len)
+    checks.positive_int("max_len", max_len)
     batch = make_batch(list(sources), model.vocab)
     device = next(model.parameters()).device
     was_training = model.training
@@ -685,7 +609,7 @@ def predict(
     progress: bool = False,
 ) -> list[str]:
     """`greedy_decode` predictions for many sources, ``batch_size`` at a time."""
-    _check_positive("batch_size", batch_size)
+    checks.positive_int("batch_size", batch_size)
     starts = range(0, len(sources), batch_size)
     out: list[str] = []
     for start in tqdm(starts, desc="decoding", unit="batch", disable=not progress):
@@ -716,35 +640,3 @@ def accuracy_by_length(
     for (source, target), prediction in zip(pairs, predictions, strict=True):
         groups.setdefault(len(source), []).append(prediction == target)
     return {n: (sum(hits) / len(hits), len(hits)) for n, hits in sorted(groups.items())}
-
-
-def plot_accuracy_by_length(
-    results: Mapping[str, Mapping[int, tuple[float, int]]],
-    max_train_len: int | None = None,
-    ax: Axes | None = None,
-) -> Axes:
-    """One line per model: exact-match accuracy against source length (`accuracy_by_length`
-    results by model name), with the longest training source marked."""
-    from lessons.plot import _new_axes
-
-    ax = _new_axes(ax)
-    for name, by_length in results.items():
-        lengths = sorted(by_length)
-        ax.plot(lengths, [100 * by_length[n][0] for n in lengths], marker=".", label=name)
-    if max_train_len is not None:
-        ax.axvline(max_train_len + 0.5, color="#777777", linestyle="--", linewidth=1)
-        ax.text(max_train_len + 0.7, 3, "longer than\nin training", fontsize=9, color="#555555")
-    ax.set(xlabel="source length (characters)", ylabel="exact match (%)", ylim=(0, 102))
-    ax.legend(loc="lower left")
-    return ax
-
-
-def plot_attention(
-    weights: torch.Tensor, source: str, prediction: str, ax: Axes | None = None
-) -> Axes:
-    """The attention weights of one example ``(out_len, in_len)`` (a row of
-    `Decoded.attention`) as a heatmap: output characters down, source characters across."""
-    from lessons.plot import heatmap
-
-    rows = [*prediction, "</s>"][: weights.shape[0]]
-    return heatmap(weights[: len(rows), : len(source)], list(source), rows, ax=ax)

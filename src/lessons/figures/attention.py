@@ -4,7 +4,7 @@ Used in: ``notebooks/03_attention.ipynb`` (and `draw_alignment` in the seq2seq c
 
 Each ``draw_*`` function but `draw_softmax_scale` (which draws on a given ``ax``, for an
 explorer) returns a matplotlib ``Figure`` in the book's style
-(`lessons.plot.STYLE`); the figures are not registered with pyplot, so a notebook shows
+(`lessons.core.plot.STYLE`); the figures are not registered with pyplot, so a notebook shows
 one exactly when a cell returns it. Every random number comes from a seeded generator:
 the same call draws the same figure. The numbers behind the figures are functions of
 their own (`dot_product_variance`, `softmax_gradient_norm`), so tests and readers can
@@ -18,7 +18,7 @@ check them::
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib as mpl
 import numpy as np
@@ -26,9 +26,12 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lessons.plot import PALETTE, STYLE, heatmap
+from lessons.core import checks
+from lessons.core.plot import PALETTE, STYLE, heatmap, new_axes
 
 __all__ = [
+    "plot_accuracy_by_length",
+    "plot_attention",
     "DEFAULT_D_KS",
     "dot_product_variance",
     "draw_alignment",
@@ -41,18 +44,6 @@ __all__ = [
 
 #: The key sizes the figures sweep: 1, 4, 16, ..., 1024.
 DEFAULT_D_KS = (1, 4, 16, 64, 256, 1024)
-
-
-def _check_d_k(d_k: object) -> int:
-    if isinstance(d_k, bool) or not isinstance(d_k, int) or d_k < 1:
-        raise ValueError(f"d_k: expected an int >= 1, got {d_k!r}")
-    return d_k
-
-
-def _check_samples(samples: object, low: int = 2) -> int:
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < low:
-        raise ValueError(f"samples: expected an int >= {low}, got {samples!r}")
-    return samples
 
 
 def _as_array(values: object, name: str, ndim: int) -> np.ndarray:
@@ -84,8 +75,8 @@ def dot_product_variance(
     the measurement over ``samples`` pairs is within a few ``sqrt(2 / samples)`` of it,
     relatively.
     """
-    _check_d_k(d_k)
-    _check_samples(samples)
+    checks.positive_int("d_k", d_k)
+    checks.positive_int("samples", samples, minimum=2)
     g = torch.Generator().manual_seed(seed)
     q = torch.randn(samples, d_k, generator=g, dtype=torch.float64)
     k = torch.randn(samples, d_k, generator=g, dtype=torch.float64)
@@ -106,9 +97,9 @@ def softmax_gradient_norm(
     the softmax saturates (one weight near 1) the Jacobian, and with it every gradient
     that flows back through the scores, goes to 0.
     """
-    _check_d_k(d_k)
-    _check_samples(samples, low=1)
-    _check_samples(num_keys)
+    checks.positive_int("d_k", d_k)
+    checks.positive_int("samples", samples)
+    checks.positive_int("num_keys", num_keys, minimum=2)
     g = torch.Generator().manual_seed(seed)
     q = torch.randn(samples, 1, d_k, generator=g, dtype=torch.float64)
     keys = torch.randn(samples, num_keys, d_k, generator=g, dtype=torch.float64)
@@ -134,7 +125,7 @@ def draw_softmax_scale(
     """Bars of ``softmax(scale * scores)`` on ``ax``: large scales sharpen it towards
     one-hot (argmax), scales near 0 flatten it towards uniform.
 
-    ``ax`` comes first, so it is a draw function for `lessons.explorer`, e.g.
+    ``ax`` comes first, so it is a draw function for `lessons.core.explorer`, e.g.
     ``interactive_figure(functools.partial(draw_softmax_scale, scores=s), scale=(0, 10))``.
     """
     values = _as_array(scores, "scores", 1)
@@ -160,7 +151,7 @@ def draw_dot_product_variance(
 ) -> Figure:
     """The measured variance of ``q · k`` against ``d_k``, unscaled (it follows the line
     ``y = d_k``) and divided by ``sqrt(d_k)`` (it stays at 1); log-log axes."""
-    d_ks = [_check_d_k(d) for d in d_ks]
+    d_ks = [checks.positive_int("d_ks", d) for d in d_ks]
     unscaled = [dot_product_variance(d, samples, seed) for d in d_ks]
     scaled = [dot_product_variance(d, samples, seed, scaled=True) for d in d_ks]
     with mpl.rc_context(STYLE):
@@ -182,7 +173,7 @@ def draw_gradient_vs_dk(
 ) -> Figure:
     """How strongly the softmax passes gradients back to the scores (`softmax_gradient_norm`)
     against ``d_k``, with and without the ``1 / sqrt(d_k)`` scaling; log scale."""
-    d_ks = [_check_d_k(d) for d in d_ks]
+    d_ks = [checks.positive_int("d_ks", d) for d in d_ks]
     unscaled = [softmax_gradient_norm(d, False, num_keys, samples, seed) for d in d_ks]
     scaled = [softmax_gradient_norm(d, True, num_keys, samples, seed) for d in d_ks]
     with mpl.rc_context(STYLE):
@@ -273,3 +264,31 @@ def draw_heads(
             ax.set_yticks(range(q_len), labels=list(query_tokens), fontsize=8)
         figure.colorbar(image, ax=axes, fraction=0.03, label="attention weight")
     return figure
+
+
+def plot_accuracy_by_length(
+    results: Mapping[str, Mapping[int, tuple[float, int]]],
+    max_train_len: int | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """One line per model: exact-match accuracy against source length (`accuracy_by_length`
+    results by model name), with the longest training source marked."""
+    ax = new_axes(ax)
+    for name, by_length in results.items():
+        lengths = sorted(by_length)
+        ax.plot(lengths, [100 * by_length[n][0] for n in lengths], marker=".", label=name)
+    if max_train_len is not None:
+        ax.axvline(max_train_len + 0.5, color="#777777", linestyle="--", linewidth=1)
+        ax.text(max_train_len + 0.7, 3, "longer than\nin training", fontsize=9, color="#555555")
+    ax.set(xlabel="source length (characters)", ylabel="exact match (%)", ylim=(0, 102))
+    ax.legend(loc="lower left")
+    return ax
+
+
+def plot_attention(
+    weights: torch.Tensor, source: str, prediction: str, ax: Axes | None = None
+) -> Axes:
+    """The attention weights of one example ``(out_len, in_len)`` (a row of
+    `Decoded.attention`) as a heatmap: output characters down, source characters across."""
+    rows = [*prediction, "</s>"][: weights.shape[0]]
+    return heatmap(weights[: len(rows), : len(source)], list(source), rows, ax=ax)

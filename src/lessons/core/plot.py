@@ -10,7 +10,6 @@ colour cycle that colour-blind readers can tell apart (Okabe and Ito's palette).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -18,14 +17,12 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 
-if TYPE_CHECKING:
-    from lessons.train import History
-
 __all__ = [
     "PALETTE",
     "STYLE",
     "embedding_scatter",
     "heatmap",
+    "new_axes",
     "project_2d",
     "smooth",
     "training_curves",
@@ -63,7 +60,8 @@ def use_style() -> None:
     mpl.rcParams.update(STYLE)
 
 
-def _new_axes(ax: Axes | None, figsize: tuple[float, float] | None = None) -> Axes:
+def new_axes(ax: Axes | None, figsize: tuple[float, float] | None = None) -> Axes:
+    """``ax`` itself, or new axes in the book's style when ``ax`` is None."""
     if ax is not None:
         if not isinstance(ax, Axes):
             raise TypeError(f"ax: expected a matplotlib Axes or None, got {type(ax).__name__}")
@@ -102,18 +100,19 @@ def smooth(values: Sequence[float], weight: float = 0.9) -> np.ndarray:
     return smoothed
 
 
-def training_curves(history: History, ax: Axes | None = None, log_scale: bool = False) -> Axes:
+def training_curves(history, ax: Axes | None = None, log_scale: bool = False) -> Axes:
     """Training loss per step (raw and smoothed) and, if recorded, validation loss per epoch.
 
     Validation points sit at the step where their epoch ended.
     """
-    from lessons.train import History
-
-    if not isinstance(history, History):
-        raise TypeError(f"history: expected a lessons.train.History, got {type(history).__name__}")
+    if not hasattr(history, "step_loss") or not hasattr(history, "epochs"):
+        raise TypeError(
+            "history: expected a lessons.core.train.History (with step_loss and epochs), "
+            f"got {type(history).__name__}"
+        )
     if not history.step_loss:
         raise ValueError("history: it has no recorded steps; train first")
-    ax = _new_axes(ax)
+    ax = new_axes(ax)
     steps = np.arange(1, len(history.step_loss) + 1)
     ax.plot(steps, history.step_loss, color=PALETTE[0], alpha=0.3, linewidth=1)
     ax.plot(steps, smooth(history.step_loss), color=PALETTE[0], label="training loss (smoothed)")
@@ -152,7 +151,7 @@ def heatmap(
                 f"{name}: expected {expected} labels for weights of shape {matrix.shape}, "
                 f"got {len(labels)}"
             )
-    ax = _new_axes(ax, figsize=(max(3.0, 0.45 * cols + 1.5), max(2.5, 0.4 * rows + 1.0)))
+    ax = new_axes(ax, figsize=(max(3.0, 0.45 * cols + 1.5), max(2.5, 0.4 * rows + 1.0)))
     image = ax.imshow(matrix, cmap=cmap, aspect="auto")
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax.grid(False)
@@ -203,7 +202,7 @@ def embedding_scatter(
         )
     if groups is not None and len(groups) != len(points):
         raise ValueError(f"groups: expected {len(points)} group names, got {len(groups)}")
-    ax = _new_axes(ax, figsize=(6.4, 5.0))
+    ax = new_axes(ax, figsize=(6.4, 5.0))
     group_names = list(dict.fromkeys(groups)) if groups is not None else [None]
     for index, group in enumerate(group_names):
         chosen = [i for i in range(len(points)) if groups is None or groups[i] == group]

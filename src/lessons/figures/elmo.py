@@ -4,7 +4,7 @@ Used in: ``notebooks/02_elmo.ipynb``.
 
 Measurements return numbers (so tests can check them); ``draw_*`` functions take a
 matplotlib ``ax`` first, so they can be drawn once or explored with
-`lessons.explorer.interactive_figure`. Functions meant for an explorer draw a message
+`lessons.core.explorer.interactive_figure`. Functions meant for an explorer draw a message
 instead of raising when a word is missing, so a learner never sees a traceback there.
 """
 
@@ -18,9 +18,9 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from lessons.core.plot import PALETTE
+from lessons.core.probe import CrossValidation
 from lessons.elmo import BiLM, character_ids, embed_sentences
-from lessons.plot import PALETTE
-from lessons.probe import CrossValidation
 
 __all__ = [
     "Usage",

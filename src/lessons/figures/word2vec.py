@@ -1,4 +1,4 @@
-"""The figures of the word2vec chapter, as draw functions for `lessons.explorer`.
+"""The figures of the word2vec chapter, as draw functions for `lessons.core.explorer`.
 
 Used in: ``notebooks/01_word2vec.ipynb``.
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 
-from lessons.plot import PALETTE, embedding_scatter
+from lessons.core.plot import PALETTE, embedding_scatter
 from lessons.word2vec import noise_distribution
 
 __all__ = [
@@ -245,7 +245,7 @@ def _similarity_bars(ax: Axes, pairs: list[tuple[str, float]], highlight: int | 
 
 def draw_embedding_map(ax: Axes, wv: Any, groups: Mapping[str, Sequence[str]]) -> list[str]:
     """A 2-D PCA map of word groups (``{"countries": [...], "capitals": [...]}``), one colour
-    per group (`lessons.plot.embedding_scatter`). Words not in the vocabulary are left
+    per group (`lessons.core.plot.embedding_scatter`). Words not in the vocabulary are left
     out and named in the title; they are also returned."""
     if not isinstance(groups, Mapping) or not groups:
         raise ValueError(f"groups: expected a dict group name -> list of words, got {groups!r}")

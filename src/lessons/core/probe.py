@@ -12,36 +12,41 @@ Two kinds of features:
 
 * ``(examples, dim)``: one vector per example; the probe is ``softmax(W f + b)``.
 * ``(examples, layers, dim)``: one vector per example *and layer*; the probe first mixes
-  the layers with a learned `lessons.elmo.ScalarMix` (``gamma * sum_j s_j f_j``), then
-  classifies the mix: ELMo's recipe, trained jointly.
+  the layers with a learned module made by ``make_mix(num_layers)`` (chapter 2 passes
+  `lessons.elmo.ScalarMix`, ``gamma * sum_j s_j f_j``), then classifies the mix: ELMo's
+  recipe, trained jointly.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from lessons.elmo import ScalarMix
+from lessons.core import checks
 
 __all__ = ["CrossValidation", "LinearProbe", "cross_validate", "fit_probe"]
 
 
-class LinearProbe(nn.Module):
-    """Logistic regression on fixed features, with a learned scalar mix for layered ones.
+#: Makes the module that mixes ``num_layers`` layers, e.g. ``lessons.elmo.ScalarMix``: it
+#: maps ``(layers, batch, dim)`` to ``(batch, dim)``.
+MixFactory = Callable[[int], nn.Module]
 
-    ``LinearProbe(dim, num_classes, num_layers=None)``; ``forward(features)`` takes
-    ``(batch, dim)``, or ``(batch, num_layers, dim)`` when ``num_layers`` is given, and
-    returns logits ``(batch, num_classes)``.
+
+class LinearProbe(nn.Module):
+    """Logistic regression on fixed features, with a learned mix for layered ones.
+
+    ``LinearProbe(dim, num_classes, mix=None)``; ``forward(features)`` takes
+    ``(batch, dim)``, or ``(batch, layers, dim)`` when a ``mix`` module is given (it maps
+    ``(layers, batch, dim)`` to ``(batch, dim)``), and returns logits ``(batch, num_classes)``.
     """
 
-    def __init__(self, dim: int, num_classes: int, num_layers: int | None = None):
+    def __init__(self, dim: int, num_classes: int, mix: nn.Module | None = None):
         super().__init__()
-        self.num_layers = num_layers
-        self.mix = ScalarMix(num_layers) if num_layers is not None else None
+        self.mix = mix
         self.classifier = nn.Linear(dim, num_classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -50,14 +55,17 @@ class LinearProbe(nn.Module):
         return self.classifier(features)
 
 
-def _check_features(features: object, labels: object) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(features, torch.Tensor) or features.dim() not in (2, 3):
-        got = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features)
+def _check_features(
+    features: object, labels: object, make_mix: MixFactory | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    features = checks.tensor(
+        "features", features, dims=(2, 3), dtype="float", layout="(examples[, layers], dim)"
+    )
+    if features.dim() == 3 and make_mix is None:
         raise ValueError(
-            f"features: expected a tensor (examples, dim) or (examples, layers, dim), got {got}"
+            f"features: got layered features {tuple(features.shape)} (examples, layers, dim) "
+            "but no make_mix= to combine the layers (e.g. make_mix=lessons.elmo.ScalarMix)"
         )
-    if not features.is_floating_point():
-        raise TypeError(f"features: expected floating point values, got {features.dtype}")
     labels = torch.as_tensor(labels)
     if labels.shape != (features.shape[0],) or labels.is_floating_point():
         raise ValueError(
@@ -70,15 +78,20 @@ def _check_features(features: object, labels: object) -> tuple[torch.Tensor, tor
 
 
 def fit_probe(
-    features: torch.Tensor, labels: torch.Tensor, weight_decay: float = 1e-2, steps: int = 50
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    weight_decay: float = 1e-2,
+    steps: int = 50,
+    make_mix: MixFactory | None = None,
 ) -> LinearProbe:
     """Train a `LinearProbe` on all of ``features`` with L-BFGS (full batch).
 
     ``weight_decay`` is the L2 penalty on the classifier's weights (not on the mix).
+    Layered features ``(examples, layers, dim)`` are mixed by ``make_mix(layers)``.
     """
-    features, labels = _check_features(features, labels)
-    num_layers = features.shape[1] if features.dim() == 3 else None
-    probe = LinearProbe(features.shape[-1], int(labels.max()) + 1, num_layers).to(features.dtype)
+    features, labels = _check_features(features, labels, make_mix)
+    mix = make_mix(features.shape[1]) if features.dim() == 3 else None
+    probe = LinearProbe(features.shape[-1], int(labels.max()) + 1, mix).to(features.dtype)
     optimizer = torch.optim.LBFGS(probe.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
@@ -141,17 +154,21 @@ def cross_validate(
     repeats: int = 5,
     seed: int = 0,
     weight_decay: float = 1e-2,
+    make_mix: MixFactory | None = None,
 ) -> CrossValidation:
     """Repeated stratified k-fold cross-validation of a `LinearProbe`.
 
     Each repeat shuffles the examples of each class with its own seed and deals them
     round-robin into ``folds`` folds (so every fold has the same class balance); each
     fold is held out once while a probe is fitted (`fit_probe`) on the rest. Features are
-    standardised with the training folds' mean and standard deviation only.
+    standardised with the training folds' mean and standard deviation only. Layered
+    features ``(examples, layers, dim)`` are mixed by ``make_mix(layers)`` (see `fit_probe`).
     """
-    features, labels = _check_features(features, labels)
-    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(labels):
+    features, labels = _check_features(features, labels, make_mix)
+    checks.positive_int("folds", folds, minimum=2)
+    if folds > len(labels):
         raise ValueError(f"folds: expected an int in [2, {len(labels)}], got {folds!r}")
+    checks.positive_int("repeats", repeats)
     accuracies = []
     for repeat in range(repeats):
         generator = torch.Generator().manual_seed(seed + repeat)
@@ -164,7 +181,9 @@ def cross_validate(
             test, train = fold_of == fold, fold_of != fold
             mean = features[train].mean(dim=0)
             std = features[train].std(dim=0).clamp(min=1e-8)
-            probe = fit_probe((features[train] - mean) / std, labels[train], weight_decay)
+            probe = fit_probe(
+                (features[train] - mean) / std, labels[train], weight_decay, make_mix=make_mix
+            )
             with torch.no_grad():
                 predicted = probe((features[test] - mean) / std).argmax(dim=-1)
             accuracies.append(float((predicted == labels[test]).float().mean()))

@@ -14,58 +14,20 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["UNK", "Vocabulary", "check_sentences"]
+from lessons.core import checks
+
+__all__ = ["UNK", "Vocabulary"]
 
 UNK = "<unk>"
-
-
-def check_sentences(sentences: object) -> list[Sequence[str]]:
-    """``sentences`` as a list, after checking it is a corpus: lists of string tokens.
-
-    Every chapter that learns from text calls this first, so a learner's mistake (a string
-    instead of a list of words, a number among the tokens, an empty corpus) gets the same
-    clear error everywhere.
-    """
-    if isinstance(sentences, str):
-        raise TypeError(
-            "sentences: expected a list of token lists, got one string "
-            "(split the text into sentences and words first)"
-        )
-    if not isinstance(sentences, Iterable):
-        raise TypeError(
-            f"sentences: expected a list of token lists, got {type(sentences).__name__}"
-        )
-    sentences = list(sentences)
-    for position, sentence in enumerate(sentences):
-        if isinstance(sentence, str):
-            raise TypeError(
-                f"sentences: expected lists of tokens, got the string {sentence[:40]!r} at "
-                f"position {position} (split it into words first)"
-            )
-        if not isinstance(sentence, Sequence):
-            raise TypeError(
-                f"sentences: expected lists of tokens, got {type(sentence).__name__} at "
-                f"position {position}"
-            )
-        for token in sentence:
-            if not isinstance(token, str):
-                raise TypeError(
-                    f"sentences: expected string tokens, got {type(token).__name__} "
-                    f"{token!r} in sentence {position}"
-                )
-    if not any(sentences):
-        raise ValueError(f"sentences: got an empty corpus ({len(sentences)} sentences, no tokens)")
-    return sentences
 
 
 class Vocabulary:
     """Words and their ids, built from tokenised sentences with `Vocabulary.from_sentences`."""
 
     def __init__(self, counts: Counter[str], max_size: int | None = None, min_count: int = 1):
-        if max_size is not None and (not isinstance(max_size, int) or max_size < 1):
-            raise ValueError(f"max_size: expected None or an int >= 1, got {max_size!r}")
-        if not isinstance(min_count, int) or min_count < 1:
-            raise ValueError(f"min_count: expected an int >= 1, got {min_count!r}")
+        if max_size is not None:
+            checks.positive_int("max_size", max_size)
+        checks.positive_int("min_count", min_count)
         kept = sorted(
             (word for word, count in counts.items() if count >= min_count),
             key=lambda word: (-counts[word], word),
@@ -88,7 +50,7 @@ class Vocabulary:
     ) -> Vocabulary:
         """Count the words of ``sentences`` (lists of tokens) and keep the frequent ones."""
         counts: Counter[str] = Counter()
-        for sentence in check_sentences(sentences):
+        for sentence in checks.sentences(sentences):
             counts.update(sentence)
         return cls(counts, max_size=max_size, min_count=min_count)
 

@@ -3,7 +3,7 @@
 Used in: every chapter, first in ``notebooks/00_getting_started.ipynb`` ("Where the code lives").
 
 A chapter never keeps a second copy of the code it teaches. It calls
-``show_source(lessons.train.train)``, which reads the function from the installed
+``show_source(lessons.core.train.train)``, which reads the function from the installed
 package and shows it with the file and lines it came from: highlighted in a notebook
 (and on the book's site), plain text anywhere else.
 """

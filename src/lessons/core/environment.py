@@ -1,6 +1,7 @@
 """A short report on the reader's environment, to check a set-up or paste into a bug report.
 
 Used in: ``notebooks/00_getting_started.ipynb`` ("Check your environment") and ``book/setup.md``.
+``import lessons`` re-exports `check_environment`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from importlib import metadata
 
 import torch
 
-from lessons.train import default_device
+from lessons.core.train import default_device
 
 __all__ = ["EnvironmentReport", "check_environment"]
 
@@ -75,7 +76,7 @@ def _accelerator() -> str:
 
 def _check_data() -> tuple[bool, str]:
     """Can the bundled corpora be found and the cache directory be written?"""
-    from lessons import data
+    from lessons.core import data
 
     missing = [name for name, path in data.bundled_files().items() if not path.is_file()]
     if missing:
@@ -91,8 +92,6 @@ def _check_data() -> tuple[bool, str]:
 
 def check_environment() -> EnvironmentReport:
     """Collect the report; ``print(check_environment())`` shows it as text."""
-    import lessons
-
     packages = {name: _version(name) for name in PACKAGES}
     problems = [f"{name} is not installed" for name, v in packages.items() if v == "not installed"]
     try:
@@ -109,7 +108,7 @@ def check_environment() -> EnvironmentReport:
     return EnvironmentReport(
         python=f"{platform.python_version()} ({sys.executable})",
         platform=platform.platform(),
-        lessons=lessons.__version__,
+        lessons=_version("lessons"),
         packages=packages,
         device=device_text,
         accelerator=_accelerator(),

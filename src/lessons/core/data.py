@@ -45,6 +45,8 @@ import platformdirs
 from gensim.corpora.wikicorpus import extract_pages, filter_wiki
 from tqdm.auto import tqdm
 
+from lessons.core import checks
+
 __all__ = [
     "BUNDLED_FILES",
     "REGISTRY",
@@ -134,25 +136,6 @@ def _atomic_write(path: Path, payload: bytes) -> None:
     except BaseException:
         os.unlink(part)
         raise
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def _check_choice(argument: str, value: object, choices: Iterable[str]) -> None:
-    """Raise a clear TypeError or ValueError unless ``value`` is one of ``choices``."""
-    choices = tuple(choices)
-    listed = ", ".join(repr(c) for c in choices)
-    if not isinstance(value, str):
-        raise TypeError(f"{argument} must be a str, one of {listed}; got {type(value).__name__}")
-    if value not in choices:
-        raise ValueError(f"{argument} must be one of {listed}; got {value!r}")
-
-
-def _check_str(argument: str, value: object) -> None:
-    """Raise a clear TypeError unless ``value`` is a non-empty str."""
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{argument} must be a non-empty str; got {value!r}")
 
 
 # --------------------------------------------------------------------------- tokens
@@ -281,7 +264,7 @@ def wikipedia_articles(split: str = "all") -> list[WikiArticle]:
 
     Used in: notebooks/00_getting_started.ipynb and later chapters.
     """
-    _check_choice("split", split, WIKIPEDIA_SPLITS)
+    checks.one_of("split", split, WIKIPEDIA_SPLITS)
     articles = _wikipedia_cached()
     if split == "all":
         return list(articles)
@@ -328,7 +311,7 @@ def lee(unit: str = "sentences") -> list[list[str]]:
 
     Used in: notebooks/00_getting_started.ipynb and later chapters.
     """
-    _check_choice("unit", unit, LEE_UNITS)
+    checks.one_of("unit", unit, LEE_UNITS)
     if unit == "documents":
         return [tokenize(story) for story in _lee_stories()]
     return list(_token_sentences(_lee_stories()))
@@ -519,7 +502,7 @@ def describe(name: str = "wikipedia", *, top: int = 10) -> CorpusSummary:
 
     Used in: notebooks/00_getting_started.ipynb and later chapters.
     """
-    _check_choice("name", name, _CORPORA)
+    checks.one_of("name", name, _CORPORA)
     if not isinstance(top, int) or isinstance(top, bool) or top < 0:
         raise TypeError(f"top must be a non-negative int; got {top!r}")
     description, splits, documents_of = _CORPORA[name]
@@ -575,7 +558,7 @@ def register(name: str, url: str, sha256: str, filename: str, description: str) 
         ("filename", filename),
         ("description", description),
     ]:
-        _check_str(argument, value)
+        checks.nonempty_str(argument, value)
     if not _SHA256.fullmatch(sha256.lower()):
         raise ValueError(f"sha256 must be 64 hexadecimal characters; got {sha256!r}")
     if Path(filename).name != filename or filename in {".", ".."}:
@@ -613,9 +596,9 @@ def fetch(name: str, *, url: str | None = None, progress: bool = True) -> Path:
 
     Used in: notebooks/00_getting_started.ipynb and later chapters.
     """
-    _check_choice("name", name, REGISTRY)
+    checks.one_of("name", name, REGISTRY)
     if url is not None:
-        _check_str("url", url)
+        checks.nonempty_str("url", url)
     entry = REGISTRY[name]
     target = cache_dir() / entry.filename
     if target.is_file() and _sha256_of(target) == entry.sha256:

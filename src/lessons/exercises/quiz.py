@@ -26,8 +26,8 @@ import difflib
 import re
 from typing import Any
 
-from lessons.exercises import load_topics
-from lessons.source import in_kernel
+from lessons.core.source import in_kernel
+from lessons.exercises.framework import load_chapters
 
 __all__ = ["chapters", "questions", "register", "show", "text", "validate"]
 
@@ -110,7 +110,7 @@ def register(chapter: str, chapter_questions: list[Question]) -> None:
 
 def chapters() -> list[str]:
     """The chapters that have questions."""
-    load_topics()
+    load_chapters()
     return sorted(_QUESTIONS)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from lessons.source import in_kernel
+from lessons.core.source import in_kernel
 
 __all__ = ["Explorer", "interactive_figure", "make_control"]
 

@@ -35,6 +35,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from lessons.core import checks
+
 __all__ = [
     "History",
     "default_device",
@@ -54,8 +56,7 @@ def set_seed(seed: int) -> None:
 
     Re-running a cell after ``set_seed(seed)`` gives the same numbers on the same machine.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"set_seed(seed): expected an int, got {type(seed).__name__} {seed!r}")
+    checks.positive_int("seed", seed, minimum=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -116,8 +117,8 @@ class History:
         return [epoch[name] for epoch in self.epochs if name in epoch]
 
     def plot(self, ax=None):
-        """Plot the training curve and any validation loss (`lessons.plot.training_curves`)."""
-        from lessons.plot import training_curves
+        """Plot the training curve and any validation loss (`lessons.core.plot.training_curves`)."""
+        from lessons.core.plot import training_curves
 
         return training_curves(self, ax=ax)
 
@@ -256,16 +257,12 @@ def train(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs: expected an int >= 1, got {epochs!r}")
-    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
-        raise ValueError(f"max_steps: expected None or an int >= 1, got {max_steps!r}")
-    if not lr > 0:
-        raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ValueError(
-            f"clip_grad_norm: expected None or a positive number, got {clip_grad_norm!r}"
-        )
+    checks.positive_int("epochs", epochs)
+    if max_steps is not None:
+        checks.positive_int("max_steps", max_steps)
+    checks.number("lr", lr, positive=True)
+    if clip_grad_norm is not None:
+        checks.number("clip_grad_norm", clip_grad_norm, positive=True)
     if metrics and val_data is None:
         raise ValueError("metrics are measured on val_data; give val_data= as well")
     if epochs > 1 and iter(train_data) is train_data:

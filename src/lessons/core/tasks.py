@@ -42,6 +42,8 @@ from datetime import date, timedelta
 
 import torch
 
+from lessons.core import checks
+
 __all__ = [
     "ALPHABET",
     "BOS",
@@ -219,7 +221,7 @@ def date_examples(
     from `DATE_FORMATS` and a case uniformly from `CASES`; examples outside the length
     range are skipped. Sources may repeat (there are about 1.3 million distinct ones).
     """
-    _check_count("n", n)
+    checks.positive_int("n", n)
     max_len = _check_length_range(min_len, max_len, shortest=10, longest=37)
     rng = random.Random(seed)
     out: list[tuple[str, str]] = []
@@ -274,9 +276,8 @@ def date_splits(
         ("test_size", test_size),
         ("long_test_size", long_test_size),
     ):
-        _check_count(name, value)
-    if isinstance(max_train_len, bool) or not isinstance(max_train_len, int):
-        raise TypeError(f"max_train_len: expected an int, got {type(max_train_len).__name__}")
+        checks.positive_int(name, value)
+    checks.positive_int("max_train_len", max_train_len)
     if not 10 <= max_train_len < 37:
         raise ValueError(
             f"max_train_len: expected 10 to 36 (sources are 10 to 37 characters long), "
@@ -371,7 +372,7 @@ def date_extraction_examples(
     so it may come out a few characters shorter), the share of filler before the date
     uniformly from all of it to none.
     """
-    _check_count("n", n)
+    checks.positive_int("n", n)
     max_len = _check_length_range(min_len, max_len, shortest=10, longest=None)
     rng = random.Random(seed)
     return [_random_extraction_example(rng, min_len, max_len) for _ in range(n)]
@@ -403,10 +404,9 @@ def date_extraction_splits(
         ("test_size", test_size),
         ("long_test_size", long_test_size),
     ):
-        _check_count(name, value)
-    for name, value in (("max_train_len", max_train_len), ("max_test_len", max_test_len)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+        checks.positive_int(name, value)
+    checks.positive_int("max_train_len", max_train_len)
+    checks.positive_int("max_test_len", max_test_len)
     if not 10 <= max_train_len < max_test_len:
         raise ValueError(
             f"max_train_len: expected 10 <= max_train_len < max_test_len={max_test_len}, "
@@ -438,7 +438,7 @@ def date_extraction_splits(
 def _symbol_examples(
     n: int, seed: int, min_len: int, max_len: int, symbols: str, reverse: bool
 ) -> list[tuple[str, str]]:
-    _check_count("n", n)
+    checks.positive_int("n", n)
     _check_length_range(min_len, max_len, shortest=1, longest=None)
     if not isinstance(symbols, str) or not symbols:
         raise ValueError(f"symbols: expected a non-empty string, got {symbols!r}")
@@ -504,7 +504,7 @@ def make_batch(
 ) -> dict[str, torch.Tensor]:
     """Pad a list of ``(source, target)`` pairs (or of sources alone) into tensors.
 
-    Returns a dict (``lessons.train.move_to`` moves it to a device) with
+    Returns a dict (``lessons.core.train.move_to`` moves it to a device) with
 
     * ``sources`` ``(batch, max source length)``: the characters' ids, padded with 0;
     * ``source_lengths`` ``(batch,)``: the number of real characters of each source;
@@ -517,7 +517,9 @@ def make_batch(
       with 0. Position ``t`` of the inputs predicts position ``t`` of the targets.
     """
     if not isinstance(vocab, CharVocab):
-        raise TypeError(f"vocab: expected a lessons.tasks.CharVocab, got {type(vocab).__name__}")
+        raise TypeError(
+            f"vocab: expected a lessons.core.tasks.CharVocab, got {type(vocab).__name__}"
+        )
     if isinstance(pairs, str) or not isinstance(pairs, Sequence) or len(pairs) == 0:
         raise ValueError(
             f"pairs: expected a non-empty list of (source, target) pairs or of sources, "
@@ -560,7 +562,7 @@ def batches(
     sources of about one length and little padding: an epoch is about twice as fast),
     cut into batches, and the batches shuffled. ``seed=None`` keeps the given order.
     """
-    _check_count("batch_size", batch_size)
+    checks.positive_int("batch_size", batch_size)
     order = list(range(len(pairs)))
     if seed is not None:
         rng = random.Random(seed)
@@ -579,20 +581,14 @@ def _pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
     return out
 
 
-def _check_count(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
-
-
 def _check_length_range(
     min_len: object, max_len: object, shortest: int, longest: int | None
 ) -> int:
     """Check ``min_len <= max_len``; returns ``max_len`` (``longest`` when None)."""
     if max_len is None:
         max_len = longest
-    for name, value in (("min_len", min_len), ("max_len", max_len)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    checks.positive_int("min_len", min_len)
+    checks.positive_int("max_len", max_len)
     if min_len > max_len:
         raise ValueError(f"min_len: expected at most max_len={max_len}, got {min_len}")
     if max_len < shortest or (longest is not None and min_len > longest):

@@ -1,0 +1,86 @@
+"""How many bytes autograd keeps for the backward pass: the activation memory of a model.
+
+Every operation that needs its inputs or outputs to compute gradients saves them on the
+autograd graph until ``backward()`` runs; that, not the parameters, is what grows with
+the batch and the sequence length. `SavedActivations` watches the forward pass through
+``torch.autograd.graph.saved_tensors_hooks`` and counts each saved storage once (two
+views of one tensor share their memory)::
+
+    with SavedActivations(exclude=model.parameters()) as saved:
+        loss = model(inputs).sum()
+    saved.bytes            # what backward will read; the parameters are left out
+
+It works the same on a CPU and a GPU, where ``torch.cuda.max_memory_allocated`` is the
+other way to look; ``tracemalloc`` does not see torch's allocations at all. The Reformer
+(reversible layers) and the memory chapter (checkpointing) measure their savings with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+__all__ = ["SavedActivations"]
+
+
+def _storage_key(tensor: torch.Tensor) -> tuple[str, int, int]:
+    """What identifies the memory of ``tensor``: its device, address and size in bytes."""
+    try:
+        storage = tensor.untyped_storage()
+        return str(tensor.device), storage.data_ptr(), storage.nbytes()
+    except (RuntimeError, NotImplementedError):  # e.g. sparse tensors have no single storage
+        return str(tensor.device), id(tensor), tensor.numel() * tensor.element_size()
+
+
+class SavedActivations:
+    """A context manager that counts the tensors autograd saves inside its ``with`` block.
+
+    ``exclude``: tensors whose memory should not count, typically ``model.parameters()``
+    (they are saved by reference and exist anyway). After the block:
+
+    * ``bytes``: the total size of the distinct storages saved;
+    * ``tensors``: how many tensors were saved (views of one storage counted each time);
+    * ``by_shape``: bytes per saved tensor shape, largest first, to see what dominates.
+
+    Only the forward pass should run inside the block: backward unpacks, it saves nothing.
+    """
+
+    def __init__(self, exclude: Iterable[torch.Tensor] = ()) -> None:
+        self._excluded = {_storage_key(t) for t in exclude}
+        self._seen: dict[tuple[str, int, int], tuple[int, ...]] = {}
+        self.tensors = 0
+        self._hooks: torch.autograd.graph.saved_tensors_hooks | None = None
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        key = _storage_key(tensor)
+        if key not in self._excluded:
+            self._seen.setdefault(key, tuple(tensor.shape))
+            self.tensors += 1
+        return tensor
+
+    def __enter__(self) -> SavedActivations:
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._hooks is not None
+        self._hooks.__exit__(*exc_info)
+        self._hooks = None
+
+    @property
+    def bytes(self) -> int:
+        """The total size of the distinct storages autograd saved, in bytes."""
+        return sum(size for _, _, size in self._seen)
+
+    @property
+    def by_shape(self) -> dict[tuple[int, ...], int]:
+        """Bytes saved per tensor shape, largest total first."""
+        totals: dict[tuple[int, ...], int] = {}
+        for (_, _, size), shape in self._seen.items():
+            totals[shape] = totals.get(shape, 0) + size
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+    def __repr__(self) -> str:
+        return f"SavedActivations({self.bytes:,} bytes in {len(self._seen)} storages)"

@@ -1,0 +1,51 @@
+"""lessons.core.activations: counting the bytes autograd saves for backward."""
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from lessons.core.activations import SavedActivations
+
+
+def test_each_saved_storage_counts_once_with_its_size() -> None:
+    x = torch.randn(10, 20, requires_grad=True)  # 800 bytes in float32
+    with SavedActivations() as saved:
+        y = torch.exp(x)  # exp saves its result: 800 bytes
+        z = y * y.view(200).view(10, 20)  # mul saves both factors: one storage, seen twice
+    assert saved.bytes == 800  # y's storage, counted once
+    assert saved.tensors == 3  # exp's result, then y and a view of it for mul
+    z.sum().backward()
+    assert torch.allclose(x.grad, 2 * torch.exp(2 * x))
+
+
+def test_parameters_can_be_left_out() -> None:
+    layer = nn.Linear(16, 8)
+    x = torch.randn(4, 16, requires_grad=True)  # its gradient needs the weight
+    with SavedActivations() as everything:
+        layer(x)
+    with SavedActivations(exclude=layer.parameters()) as activations:
+        layer(x)
+    assert activations.bytes == x.nelement() * 4  # the input, for the weight's gradient
+    assert everything.bytes == activations.bytes + layer.weight.nelement() * 4
+
+
+def test_checkpointing_saves_only_the_block_input() -> None:
+    """Against torch.utils.checkpoint: a checkpointed block keeps only its input."""
+    block = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 32), nn.Tanh())
+    x = torch.randn(8, 32, requires_grad=True)
+    with SavedActivations(exclude=block.parameters()) as plain:
+        block(x)
+    with SavedActivations(exclude=block.parameters()) as checkpointed:
+        checkpoint(block, x, use_reentrant=False)
+    assert checkpointed.bytes == x.nelement() * 4
+    # plain: x, the ReLU's output (used by ReLU's backward and by Linear 2), tanh's output
+    assert plain.bytes == (8 * 32 + 8 * 64 + 8 * 32) * 4
+    assert plain.by_shape == {(8, 32): 2 * 8 * 32 * 4, (8, 64): 8 * 64 * 4}
+
+
+def test_nothing_is_counted_without_grad() -> None:
+    layer = nn.Linear(4, 4)
+    with torch.no_grad(), SavedActivations() as saved:
+        layer(torch.randn(2, 4))
+    assert saved.bytes == 0 and saved.tensors == 0
+    assert repr(saved) == "SavedActivations(0 bytes in 0 storages)"

@@ -1,0 +1,132 @@
+"""Every exercise's solution is the taught code: the taught function itself, or proved
+equal to the taught module on every case of its exercise.
+
+A second copy of taught code drifts; this file keeps the two from drifting. An
+exercise whose solution is not a public function of a chapter module must have an
+entry in ``EQUIVALENTS``: a function that computes, with the taught module, what the
+solution should return for one case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+import lessons
+from lessons import exercises
+from lessons.attention import AdditiveScore
+from lessons.elmo import BiLM, CharCNN, Highway, ScalarMix, character_ids
+from lessons.exercises import elmo as elmo_exercises
+
+CHAPTER_MODULES = {f"lessons.{name}" for name in lessons.CHAPTER_MODULES}
+
+
+def _additive_score(query, keys, w_query, w_keys, v) -> torch.Tensor:
+    module = AdditiveScore(w_query.shape[1], w_keys.shape[1], w_query.shape[0])
+    with torch.no_grad():
+        module.query_proj.weight.copy_(w_query)
+        module.key_proj.weight.copy_(w_keys)
+        module.v.weight.copy_(v[None, :])
+    return module(query, keys)
+
+
+def _highway(x, w_transform, b_transform, w_gate, b_gate) -> torch.Tensor:
+    module = Highway(x.shape[1], layers=1)
+    with torch.no_grad():
+        module.transform[0].weight.copy_(w_transform)
+        module.transform[0].bias.copy_(b_transform)
+        module.gate[0].weight.copy_(w_gate)
+        module.gate[0].bias.copy_(b_gate)
+    return module(x)
+
+
+def _conv_max_pool(chars, weight, bias) -> torch.Tensor:
+    """One filter bank of a `CharCNN` with these weights, run on embedded characters as
+    CharCNN.forward runs it (the next test checks that against the whole CharCNN)."""
+    filters, char_dim, width = weight.shape
+    cnn = CharCNN(num_chars=2, char_dim=char_dim, filters=((width, filters),), highway_layers=0)
+    conv = cnn.convolutions[0]
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+    return torch.relu(torch.cat([conv(chars).max(dim=2).values], dim=1))
+
+
+def _scalar_mix(layers, weights, gamma) -> torch.Tensor:
+    module = ScalarMix(layers.shape[0])
+    with torch.no_grad():
+        module.weights.copy_(weights)
+        module.gamma.copy_(gamma)
+    return module(layers)
+
+
+#: exercise id -> what the taught module returns for a case's arguments.
+EQUIVALENTS: dict[str, Callable[..., Any]] = {
+    "attention.additive_score": _additive_score,
+    "elmo.highway": _highway,
+    "elmo.conv_max_pool": _conv_max_pool,
+    "elmo.scalar_mix": _scalar_mix,
+}
+#: Solutions proved equal to their module by a test of their own, below.
+TESTED_BELOW = {"elmo.bidirectional_loss"}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(exercises.registry()))
+def test_each_solution_is_taught_or_proved_equal(exercise_id: str) -> None:
+    solution = exercises.get(exercise_id).solution
+    taught = solution.__module__ in CHAPTER_MODULES and not solution.__name__.startswith("_")
+    assert taught or exercise_id in EQUIVALENTS or exercise_id in TESTED_BELOW, (
+        f"{exercise_id}: its solution {solution.__module__}.{solution.__name__} is neither a "
+        "taught function nor proved equal to the taught module (add it to EQUIVALENTS)"
+    )
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EQUIVALENTS))
+def test_solution_equals_the_taught_module_on_every_case(exercise_id: str) -> None:
+    exercise = exercises.get(exercise_id)
+    for case in exercise.cases():
+        expected = EQUIVALENTS[exercise_id](*case.args, **case.kwargs)
+        got = exercise.solution(*case.args, **case.kwargs)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6, msg=case.name)
+
+
+def test_the_conv_bank_equivalent_is_charcnn_itself() -> None:
+    """`_conv_max_pool` runs the bank as CharCNN.forward does: check it on a real CharCNN."""
+    cnn = CharCNN(num_chars=20, char_dim=3, filters=((2, 4),), highway_layers=0, output_dim=4)
+    ids = torch.randint(1, 20, (2, 5, 6), generator=torch.Generator().manual_seed(0))
+    chars = cnn.embedding(ids.reshape(10, 6)).transpose(1, 2)
+    conv = cnn.convolutions[0]
+    features = _conv_max_pool(chars, conv.weight, conv.bias)
+    torch.testing.assert_close(cnn.projection(features).reshape(2, 5, 4), cnn(ids))
+
+
+def test_bidirectional_loss_equals_the_bilm_loss() -> None:
+    """On a real biLM: the exercise's loss of its logits is `BiLM.loss` (same lengths)."""
+    torch.manual_seed(0)
+    bilm = BiLM(num_words=9, char_dim=4, filters=((1, 4), (2, 4)), token_dim=6, lstm_dim=8).eval()
+    words = torch.tensor([[3, 4, 5], [6, 7, 8]])
+    sentences = [["a", "b", "c"], ["d", "e", "f"]]
+    char_ids, mask = character_ids(sentences, bilm.max_chars)
+    forward_logits, backward_logits = bilm.logits(char_ids, mask)
+    tokens = torch.cat(
+        [torch.full((2, 1), bilm.bos_id), words, torch.full((2, 1), bilm.eos_id)], dim=1
+    )
+    got = elmo_exercises.bidirectional_loss(forward_logits, backward_logits, tokens)
+    torch.testing.assert_close(got, bilm.loss(char_ids, mask, words))
+
+
+def test_every_chapter_solution_name_is_public() -> None:
+    """A taught solution is something the chapter shows: a public name of its module."""
+    for exercise_id, exercise in exercises.registry().items():
+        solution = exercise.solution
+        if solution.__module__ in CHAPTER_MODULES:
+            module = __import__(solution.__module__, fromlist=["_"])
+            assert getattr(module, solution.__name__) is solution, exercise_id
+            assert solution.__name__ in module.__all__, exercise_id
+
+
+def test_equivalents_cover_only_registered_exercises() -> None:
+    assert set(EQUIVALENTS) | TESTED_BELOW <= set(exercises.registry())
