@@ -37,15 +37,15 @@ from pathlib import Path
 
 import torch
 
+from lessons.core.checkpoint import checkpoint_notes
+from lessons.core.tasks import LengthSplits, batches, copy_splits, date_extraction_splits
 from lessons.seq2seq import (
     accuracy_by_length,
-    checkpoint_notes,
     exact_match,
     load_model,
     predict,
     seq2seq_loss,
 )
-from lessons.core.tasks import LengthSplits, batches, copy_splits, date_extraction_splits
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "src" / "lessons" / "pretrained"

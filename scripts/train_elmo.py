@@ -1,8 +1,9 @@
 """Train the small biLM of Chapter 2 (ELMo) on the Wikipedia sample and save it.
 
 Produces ``src/lessons/pretrained/elmo-small.safetensors`` (the `lessons.elmo.BiLM`,
-saved with its ``save``) and ``elmo-small.vocab.txt`` beside it (`Vocabulary.save`: the
-words one per line in id order, line 1 ``<unk>``). Load both with
+saved with its ``save``; how it was trained goes in the checkpoint's notes) and
+``elmo-small.vocab.txt`` beside it (`Vocabulary.save`: the words one per line in id
+order, line 1 ``<unk>``). Load both with
 ``lessons.elmo.load_pretrained()``.
 
 The shipped weights come from this command (CPU, 2 threads, machine otherwise idle: 31
@@ -37,9 +38,9 @@ from pathlib import Path
 import torch
 
 from lessons.core import data
-from lessons.elmo import PRETRAINED_DIR, BiLM, make_batch, perplexities
 from lessons.core.train import set_seed
 from lessons.core.vocab import Vocabulary
+from lessons.elmo import PRETRAINED_DIR, BiLM, make_batch, perplexities
 
 
 def chunks(sentences: list[list[str]], max_tokens: int) -> list[list[str]]:
@@ -158,12 +159,30 @@ def main(argv: list[str] | None = None) -> None:
             break
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    model.save(args.output)
+    minutes = (time.perf_counter() - start) / 60
+    notes = {  # read back with lessons.core.checkpoint.checkpoint_notes; chapter 2 quotes them
+        "command": "scripts/train_elmo.py " + " ".join(sys.argv[1:]),
+        "epochs": len(history),
+        "lr_decay": args.lr_decay,
+        "dropout": args.dropout,
+        "seed": args.seed,
+        "threads": torch.get_num_threads(),
+        "minutes": round(minutes, 1),
+        "validation_perplexity_per_epoch": {
+            "forward": [round(fwd, 1) for _, _, fwd, _, _ in history],
+            "backward": [round(bwd, 1) for _, _, _, bwd, _ in history],
+        },
+        "validation_perplexity": {
+            "forward": round(history[-1][2], 1),
+            "backward": round(history[-1][3], 1),
+        },
+    }
+    model.save(args.output, notes=notes)
     vocab_path = args.output.with_name(args.output.name.removesuffix(".safetensors") + ".vocab.txt")
     vocab.save(vocab_path)
     size = args.output.stat().st_size / 1e6
     print(f"saved {args.output} ({size:.1f} MB) and {vocab_path}")
-    print(f"trained {step} steps in {(time.perf_counter() - start) / 60:.1f} min")
+    print(f"trained {step} steps in {minutes:.1f} min")
     print("reproduce: .venv/bin/python scripts/train_elmo.py " + " ".join(sys.argv[1:]))
 
 

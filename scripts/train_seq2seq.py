@@ -36,8 +36,8 @@ from typing import NamedTuple
 
 import torch
 
-from lessons.seq2seq import RNNSeq2Seq, TransformerSeq2Seq, train_seq2seq
 from lessons.core.tasks import LengthSplits, batches, copy_splits, date_extraction_splits
+from lessons.seq2seq import RNNSeq2Seq, TransformerSeq2Seq, train_seq2seq
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -208,13 +208,19 @@ def test_bad_inputs_name_the_argument():
         greedy_decode(model, [""])
     with pytest.raises(TypeError, match="sources: expected a list of strings"):
         greedy_decode(model, "abc")
-    with pytest.raises(ValueError, match=r"attention: expected one of \[None, 'additive'"):
+    with pytest.raises(
+        ValueError,
+        match=r"attention: expected one of None, 'additive', 'dot', 'general'; got 'luong'",
+    ):
         RNNSeq2Seq(attention="luong")
     with pytest.raises(ValueError, match="source_lengths: expected lengths in"):
         model(torch.ones(1, 3, dtype=torch.long), torch.tensor([0]), torch.ones(1, 2).long())
     with pytest.raises(ValueError, match="d_model: expected an even multiple of num_heads=3"):
         TransformerSeq2Seq(d_model=16, num_heads=3)
-    with pytest.raises(ValueError, match=r"source_positions: expected one of \['convolution'"):
+    with pytest.raises(
+        ValueError,
+        match="source_positions: expected one of 'convolution', 'sinusoidal'; got 'learned'",
+    ):
         TransformerSeq2Seq(source_positions="learned")
 
 

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from lessons.core.train import History, default_device, evaluate, move_to, set_seed, train
 
@@ -40,15 +41,36 @@ def test_train_fits_a_line():
     assert history.seconds > 0
 
 
+def _losses_after_training(seed, global_seed: int) -> list[float]:
+    """Train a fixed initial model whose steps draw random numbers (dropout, a shuffling
+    DataLoader) after setting the global RNG to ``global_seed``, with ``seed=seed``."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 16), nn.Dropout(0.5), nn.Tanh(), nn.Linear(16, 1))
+    inputs, targets = (torch.cat(parts) for parts in zip(*linear_data(), strict=True))
+    loader = DataLoader(TensorDataset(inputs, targets), batch_size=16, shuffle=True)
+    torch.manual_seed(global_seed)  # what the caller's code happened to leave behind
+    history = train(model, loader, criterion=nn.MSELoss(), epochs=2, seed=seed, progress=False)
+    return history.step_loss
+
+
 def test_train_is_reproducible_with_a_seed():
-    runs = []
-    for _ in range(2):
-        torch.manual_seed(123)  # a different global state each time must not matter
-        model = nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 1))
-        runs.append(
-            train(model, linear_data(), criterion=nn.MSELoss(), epochs=2, seed=7, progress=False)
-        )
-    assert runs[0].step_loss == runs[1].step_loss
+    first = _losses_after_training(seed=7, global_seed=1)
+    assert _losses_after_training(seed=7, global_seed=2) == first  # the seed decides
+    assert _losses_after_training(seed=8, global_seed=1) != first  # and it matters
+
+
+def test_the_reproducibility_test_fails_when_the_seed_is_ignored(monkeypatch):
+    """The test above can fail: with seeding switched off, the global state decides."""
+    import lessons.core.train
+
+    monkeypatch.setattr(lessons.core.train, "set_seed", lambda seed: None)
+    first = _losses_after_training(seed=7, global_seed=1)
+    assert _losses_after_training(seed=7, global_seed=2) != first
+
+
+def test_seed_none_leaves_the_generators_alone():
+    assert _losses_after_training(None, 3) == _losses_after_training(None, 3)
+    assert _losses_after_training(None, 3) != _losses_after_training(None, 4)
 
 
 def test_validation_and_metrics_are_recorded_per_epoch():

@@ -226,10 +226,7 @@ class RNNSeq2Seq(Checkpointed):
         hidden_dim: int = 64,
     ):
         super().__init__()
-        if attention not in ATTENTION_TYPES:
-            raise ValueError(
-                f"attention: expected one of {list(ATTENTION_TYPES)}, got {attention!r}"
-            )
+        checks.one_of("attention", attention, ATTENTION_TYPES)
         checks.positive_int("embedding_dim", embedding_dim)
         checks.positive_int("hidden_dim", hidden_dim)
         self.vocab = CharVocab(characters)
@@ -422,11 +419,7 @@ class TransformerSeq2Seq(Checkpointed):
             raise ValueError(
                 f"d_model: expected an even multiple of num_heads={num_heads}, got {d_model}"
             )
-        if source_positions not in SOURCE_POSITIONS:
-            raise ValueError(
-                f"source_positions: expected one of {list(SOURCE_POSITIONS)}, "
-                f"got {source_positions!r}"
-            )
+        checks.one_of("source_positions", source_positions, SOURCE_POSITIONS)
         self.vocab = CharVocab(characters)
         self.config: dict[str, Any] = {
             "characters": characters,
