@@ -48,57 +48,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------
-# Argument checks
-# --------------------------------------------------------------------------------------
-
-
-def _check_query_keys(
-    query: object, keys: object, query_dim: int | None = None, key_dim: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both ``(batch, len, features)``, same batch and dtype, feature sizes as declared."""
-    query = checks.tensor("query", query, dims=3, dtype="float", layout="(batch, q_len, features)")
-    keys = checks.tensor("keys", keys, dims=3, dtype="float", layout="(batch, k_len, features)")
-    shapes = f"query {tuple(query.shape)}, keys {tuple(keys.shape)}"
-    if query.shape[0] != keys.shape[0]:
-        raise ValueError(f"query and keys: expected the same batch size, got {shapes}")
-    if query.dtype != keys.dtype:
-        raise TypeError(
-            f"query and keys: expected the same dtype, got {query.dtype} and {keys.dtype}"
-        )
-    if query_dim is not None and query.shape[-1] != query_dim:
-        raise ValueError(f"query: expected {query_dim} features (query_dim), got {shapes}")
-    if key_dim is not None and keys.shape[-1] != key_dim:
-        raise ValueError(f"keys: expected {key_dim} features (key_dim), got {shapes}")
-    if query_dim is None and query.shape[-1] != keys.shape[-1]:
-        raise ValueError(
-            f"query and keys: a dot product needs as many query features as key features, "
-            f"got {shapes}"
-        )
-    return query, keys
-
-
-def _check_mask(mask: object, scores_shape: Sequence[int], name: str = "mask") -> torch.Tensor:
-    """A bool tensor that broadcasts to ``scores_shape`` without growing it."""
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{name}: expected a bool tensor or None, got {type(mask).__name__}")
-    if mask.dtype != torch.bool:
-        raise TypeError(
-            f"{name}: expected a bool tensor (True = may attend), got {mask.dtype}; "
-            f"a 0/1 or -inf/0 mask is ambiguous, turn it into bool first (e.g. mask == 1)"
-        )
-    try:
-        fits = torch.broadcast_shapes(mask.shape, tuple(scores_shape)) == tuple(scores_shape)
-    except RuntimeError:
-        fits = False
-    if not fits:
-        raise ValueError(
-            f"{name}: expected a shape that broadcasts to the scores {tuple(scores_shape)}, "
-            f"got {tuple(mask.shape)}"
-        )
-    return mask
-
-
-# --------------------------------------------------------------------------------------
 # Score functions
 # --------------------------------------------------------------------------------------
 
@@ -184,87 +133,6 @@ class AdditiveScore(nn.Module):
 
 
 # --------------------------------------------------------------------------------------
-# Masks and the masked softmax
-# --------------------------------------------------------------------------------------
-
-
-def masked_softmax(
-    scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1
-) -> torch.Tensor:
-    """Softmax of ``scores`` along ``dim`` over the allowed positions only.
-
-    ``mask`` is a bool tensor that broadcasts to ``scores``, **True where attention is
-    allowed** (the convention of the boolean ``attn_mask`` of
-    ``F.scaled_dot_product_attention``; ``nn.MultiheadAttention``'s ``key_padding_mask``
-    is the opposite, True = ignore). Masked positions get weight exactly 0 and the
-    allowed ones sum to 1.
-
-    A row where *everything* is masked (e.g. a padding query) gets all zeros, not NaN,
-    and its gradients are zero: ``softmax`` with ``-inf`` fills would compute 0 / 0
-    there. The computation is the stable softmax written out: subtract the row maximum
-    (over allowed positions), exponentiate, divide by the sum, which is at least 1 in
-    a row with an allowed position and 0 only in a fully masked one.
-
-    Used in: notebooks/03_attention.ipynb, section 4.
-    """
-    checks.tensor("scores", scores, dtype="float")
-    if mask is None:
-        return torch.softmax(scores, dim=dim)
-    mask = _check_mask(mask, scores.shape)
-    scores = scores.masked_fill(~mask, -math.inf)
-    row_max = scores.amax(dim=dim, keepdim=True).detach()  # softmax ignores any shift
-    row_max = row_max.masked_fill(row_max == -math.inf, 0.0)  # fully masked rows
-    exp = torch.exp(scores - row_max)  # exactly 0 where masked
-    total = exp.sum(dim=dim, keepdim=True)
-    return exp / total.masked_fill(total == 0, 1.0)  # 0 / 1 in fully masked rows
-
-
-def padding_mask(lengths: Sequence[int] | torch.Tensor, max_len: int | None = None) -> torch.Tensor:
-    """Which key positions hold real tokens: bool ``(batch, 1, max_len)``, True for
-    positions ``< lengths[b]``.
-
-    The middle dimension of size 1 broadcasts over the queries, so the result is a
-    ``mask`` for scores ``(batch, q_len, max_len)``. ``max_len`` defaults to the longest
-    length. (``nn.MultiheadAttention`` wants ``key_padding_mask = ~padding_mask(...)[:, 0]``.)
-
-    Used in: notebooks/03_attention.ipynb, section 4.
-    """
-    if not isinstance(lengths, torch.Tensor):
-        lengths = torch.as_tensor(list(lengths))
-    if lengths.dim() != 1 or lengths.numel() == 0 or lengths.is_floating_point():
-        raise ValueError(
-            f"lengths: expected a non-empty 1-D sequence of ints, got {lengths.dtype} of "
-            f"shape {tuple(lengths.shape)}"
-        )
-    longest = int(lengths.max())
-    if max_len is None:
-        max_len = longest
-    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-        raise ValueError(f"max_len: expected an int >= 1, got {max_len!r}")
-    if int(lengths.min()) < 0 or longest > max_len:
-        raise ValueError(
-            f"lengths: expected values in [0, max_len={max_len}], got {lengths.tolist()}"
-        )
-    positions = torch.arange(max_len, device=lengths.device)
-    return (positions < lengths[:, None]).unsqueeze(1)
-
-
-def causal_mask(
-    q_len: int, k_len: int | None = None, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """Query ``i`` may attend keys ``0 … i``: bool ``(q_len, k_len)``, lower-triangular.
-
-    With ``k_len`` (default ``q_len``) different from ``q_len`` the triangle starts at
-    the top left, as ``is_causal=True`` of ``F.scaled_dot_product_attention``.
-
-    Used in: notebooks/03_attention.ipynb, section 4.
-    """
-    checks.positive_int("q_len", q_len)
-    k_len = q_len if k_len is None else checks.positive_int("k_len", k_len)
-    return torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril()
-
-
-# --------------------------------------------------------------------------------------
 # Scaled dot-product attention
 # --------------------------------------------------------------------------------------
 
@@ -346,6 +214,87 @@ def _dropout(weights: torch.Tensor, p: float, generator: torch.Generator | None)
         return weights
     keep = torch.rand(weights.shape, generator=generator, device=weights.device) >= p
     return weights * keep / (1 - p)
+
+
+# --------------------------------------------------------------------------------------
+# Masks and the masked softmax
+# --------------------------------------------------------------------------------------
+
+
+def masked_softmax(
+    scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1
+) -> torch.Tensor:
+    """Softmax of ``scores`` along ``dim`` over the allowed positions only.
+
+    ``mask`` is a bool tensor that broadcasts to ``scores``, **True where attention is
+    allowed** (the convention of the boolean ``attn_mask`` of
+    ``F.scaled_dot_product_attention``; ``nn.MultiheadAttention``'s ``key_padding_mask``
+    is the opposite, True = ignore). Masked positions get weight exactly 0 and the
+    allowed ones sum to 1.
+
+    A row where *everything* is masked (e.g. a padding query) gets all zeros, not NaN,
+    and its gradients are zero: ``softmax`` with ``-inf`` fills would compute 0 / 0
+    there. The computation is the stable softmax written out: subtract the row maximum
+    (over allowed positions), exponentiate, divide by the sum, which is at least 1 in
+    a row with an allowed position and 0 only in a fully masked one.
+
+    Used in: notebooks/03_attention.ipynb, section 4.
+    """
+    checks.tensor("scores", scores, dtype="float")
+    if mask is None:
+        return torch.softmax(scores, dim=dim)
+    mask = _check_mask(mask, scores.shape)
+    scores = scores.masked_fill(~mask, -math.inf)
+    row_max = scores.amax(dim=dim, keepdim=True).detach()  # softmax ignores any shift
+    row_max = row_max.masked_fill(row_max == -math.inf, 0.0)  # fully masked rows
+    exp = torch.exp(scores - row_max)  # exactly 0 where masked
+    total = exp.sum(dim=dim, keepdim=True)
+    return exp / total.masked_fill(total == 0, 1.0)  # 0 / 1 in fully masked rows
+
+
+def padding_mask(lengths: Sequence[int] | torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """Which key positions hold real tokens: bool ``(batch, 1, max_len)``, True for
+    positions ``< lengths[b]``.
+
+    The middle dimension of size 1 broadcasts over the queries, so the result is a
+    ``mask`` for scores ``(batch, q_len, max_len)``. ``max_len`` defaults to the longest
+    length. (``nn.MultiheadAttention`` wants ``key_padding_mask = ~padding_mask(...)[:, 0]``.)
+
+    Used in: notebooks/03_attention.ipynb, section 4.
+    """
+    if not isinstance(lengths, torch.Tensor):
+        lengths = torch.as_tensor(list(lengths))
+    if lengths.dim() != 1 or lengths.numel() == 0 or lengths.is_floating_point():
+        raise ValueError(
+            f"lengths: expected a non-empty 1-D sequence of ints, got {lengths.dtype} of "
+            f"shape {tuple(lengths.shape)}"
+        )
+    longest = int(lengths.max())
+    if max_len is None:
+        max_len = longest
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+        raise ValueError(f"max_len: expected an int >= 1, got {max_len!r}")
+    if int(lengths.min()) < 0 or longest > max_len:
+        raise ValueError(
+            f"lengths: expected values in [0, max_len={max_len}], got {lengths.tolist()}"
+        )
+    positions = torch.arange(max_len, device=lengths.device)
+    return (positions < lengths[:, None]).unsqueeze(1)
+
+
+def causal_mask(
+    q_len: int, k_len: int | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Query ``i`` may attend keys ``0 … i``: bool ``(q_len, k_len)``, lower-triangular.
+
+    With ``k_len`` (default ``q_len``) different from ``q_len`` the triangle starts at
+    the top left, as ``is_causal=True`` of ``F.scaled_dot_product_attention``.
+
+    Used in: notebooks/03_attention.ipynb, section 4.
+    """
+    checks.positive_int("q_len", q_len)
+    k_len = q_len if k_len is None else checks.positive_int("k_len", k_len)
+    return torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril()
 
 
 # --------------------------------------------------------------------------------------
@@ -541,3 +490,54 @@ class MultiHeadAttention(nn.Module):
                     linear.bias.copy_(b)
                 ours.out_proj.bias.copy_(module.out_proj.bias)
         return ours.train(module.training)
+
+
+# --------------------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------------------
+
+
+def _check_query_keys(
+    query: object, keys: object, query_dim: int | None = None, key_dim: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both ``(batch, len, features)``, same batch and dtype, feature sizes as declared."""
+    query = checks.tensor("query", query, dims=3, dtype="float", layout="(batch, q_len, features)")
+    keys = checks.tensor("keys", keys, dims=3, dtype="float", layout="(batch, k_len, features)")
+    shapes = f"query {tuple(query.shape)}, keys {tuple(keys.shape)}"
+    if query.shape[0] != keys.shape[0]:
+        raise ValueError(f"query and keys: expected the same batch size, got {shapes}")
+    if query.dtype != keys.dtype:
+        raise TypeError(
+            f"query and keys: expected the same dtype, got {query.dtype} and {keys.dtype}"
+        )
+    if query_dim is not None and query.shape[-1] != query_dim:
+        raise ValueError(f"query: expected {query_dim} features (query_dim), got {shapes}")
+    if key_dim is not None and keys.shape[-1] != key_dim:
+        raise ValueError(f"keys: expected {key_dim} features (key_dim), got {shapes}")
+    if query_dim is None and query.shape[-1] != keys.shape[-1]:
+        raise ValueError(
+            f"query and keys: a dot product needs as many query features as key features, "
+            f"got {shapes}"
+        )
+    return query, keys
+
+
+def _check_mask(mask: object, scores_shape: Sequence[int], name: str = "mask") -> torch.Tensor:
+    """A bool tensor that broadcasts to ``scores_shape`` without growing it."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{name}: expected a bool tensor or None, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(
+            f"{name}: expected a bool tensor (True = may attend), got {mask.dtype}; "
+            f"a 0/1 or -inf/0 mask is ambiguous, turn it into bool first (e.g. mask == 1)"
+        )
+    try:
+        fits = torch.broadcast_shapes(mask.shape, tuple(scores_shape)) == tuple(scores_shape)
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{name}: expected a shape that broadcasts to the scores {tuple(scores_shape)}, "
+            f"got {tuple(mask.shape)}"
+        )
+    return mask

@@ -472,86 +472,6 @@ class BiLM(Checkpointed):
         return (forward_loss + backward_loss) / 2
 
 
-def load_pretrained(name: str = "elmo-small") -> tuple[BiLM, Vocabulary]:
-    """The biLM that ``scripts/train_elmo.py`` trained on the Wikipedia sample, and its
-    vocabulary (the language model's output words), as shipped inside the package.
-
-    The model is returned in eval mode. ``name`` picks ``pretrained/<name>.safetensors``
-    and ``pretrained/<name>.vocab.txt``.
-    """
-    path = PRETRAINED_DIR / f"{name}.safetensors"
-    if not path.is_file():
-        shipped = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
-        raise ValueError(f"name: expected one of {shipped}, got {name!r}")
-    model = BiLM.load(path)
-    vocab = Vocabulary.load(PRETRAINED_DIR / f"{name}.vocab.txt")
-    if len(vocab) != model.num_words:
-        raise ValueError(
-            f"{name}: the vocabulary file has {len(vocab)} words but the model predicts "
-            f"{model.num_words}"
-        )
-    return model.eval(), vocab
-
-
-@torch.no_grad()
-def embed_sentences(
-    bilm: BiLM, sentences: Sequence[Sequence[str]], batch_size: int = 64
-) -> list[torch.Tensor]:
-    """ELMo's three layers for every word of every sentence (allennlp's
-    ``ElmoEmbedder.embed_sentences``): one tensor ``(3, len(sentence), 2 * token_dim)``
-    per sentence, without <S> and </S>, on the CPU.
-
-    Layer 0 is the character encoder's vector (the same for a word wherever it occurs);
-    layers 1 and 2 are the LSTM layers, forward and backward concatenated, which depend on
-    the whole sentence. Sentences are batched by length; the model is left in eval mode.
-    """
-    sentences = checks.sentences(sentences, nonempty=True)
-    bilm.eval()
-    device = bilm.softmax.weight.device
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    out: list[torch.Tensor] = [torch.empty(0)] * len(sentences)
-    for start in range(0, len(order), batch_size):
-        chosen = order[start : start + batch_size]
-        char_ids, mask = character_ids([sentences[i] for i in chosen], bilm.max_chars)
-        layers = bilm(char_ids.to(device), mask.to(device)).cpu()
-        for row, i in enumerate(chosen):
-            out[i] = layers[:, row, 1 : 1 + len(sentences[i])]
-    return out
-
-
-@torch.no_grad()
-def perplexities(
-    model: BiLM, vocab: Vocabulary, sentences: Sequence[Sequence[str]], batch_size: int = 64
-) -> tuple[float, float]:
-    """The forward and the backward LM's perplexity on ``sentences``.
-
-    Each is ``exp`` of the mean cross-entropy over the tokens its direction predicts (the
-    forward LM: every word and </S>; the backward LM: every word and <S>), words outside
-    ``vocab`` counting as ``<unk>``. Sentences are batched by length (less padding). The
-    model is left in eval mode.
-    """
-    sentences = checks.sentences(sentences, nonempty=True)
-    model.eval()
-    device = model.softmax.weight.device
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    forward_nll = backward_nll = 0.0
-    count = 0
-    for start in range(0, len(order), batch_size):
-        group = [sentences[i] for i in order[start : start + batch_size]]
-        char_ids, mask, targets = (t.to(device) for t in make_batch(group, vocab, model.max_chars))
-        forward_loss, backward_loss = model.losses(char_ids, mask, targets)
-        predicted = sum(len(s) + 1 for s in group)  # each loss is a mean over these tokens
-        forward_nll += float(forward_loss) * predicted
-        backward_nll += float(backward_loss) * predicted
-        count += predicted
-    return math.exp(forward_nll / count), math.exp(backward_nll / count)
-
-
-def lm_loss(model: BiLM, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """``loss_fn`` for `lessons.core.train.train`: ``model.loss(*batch)`` for a `make_batch`."""
-    return model.loss(*batch)
-
-
 # --------------------------------------------------------------------------------------
 # ELMo: a task-specific mix of the layers
 # --------------------------------------------------------------------------------------
@@ -665,6 +585,91 @@ class ELMo(nn.Module):
         layers = layers[:, :, 1 : 1 + words] * word_mask[None, ..., None]
         mixes = [self.dropout(mix(layers, word_mask)) for mix in self.mixes]
         return ELMoOutput(layers, mixes, word_mask)
+
+
+# --------------------------------------------------------------------------------------
+# Training a biLM and using a trained one
+# --------------------------------------------------------------------------------------
+
+
+def lm_loss(model: BiLM, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """``loss_fn`` for `lessons.core.train.train`: ``model.loss(*batch)`` for a `make_batch`."""
+    return model.loss(*batch)
+
+
+def load_pretrained(name: str = "elmo-small") -> tuple[BiLM, Vocabulary]:
+    """The biLM that ``scripts/train_elmo.py`` trained on the Wikipedia sample, and its
+    vocabulary (the language model's output words), as shipped inside the package.
+
+    The model is returned in eval mode. ``name`` picks ``pretrained/<name>.safetensors``
+    and ``pretrained/<name>.vocab.txt``.
+    """
+    path = PRETRAINED_DIR / f"{name}.safetensors"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
+        raise ValueError(f"name: expected one of {shipped}, got {name!r}")
+    model = BiLM.load(path)
+    vocab = Vocabulary.load(PRETRAINED_DIR / f"{name}.vocab.txt")
+    if len(vocab) != model.num_words:
+        raise ValueError(
+            f"{name}: the vocabulary file has {len(vocab)} words but the model predicts "
+            f"{model.num_words}"
+        )
+    return model.eval(), vocab
+
+
+@torch.no_grad()
+def embed_sentences(
+    bilm: BiLM, sentences: Sequence[Sequence[str]], batch_size: int = 64
+) -> list[torch.Tensor]:
+    """ELMo's three layers for every word of every sentence (allennlp's
+    ``ElmoEmbedder.embed_sentences``): one tensor ``(3, len(sentence), 2 * token_dim)``
+    per sentence, without <S> and </S>, on the CPU.
+
+    Layer 0 is the character encoder's vector (the same for a word wherever it occurs);
+    layers 1 and 2 are the LSTM layers, forward and backward concatenated, which depend on
+    the whole sentence. Sentences are batched by length; the model is left in eval mode.
+    """
+    sentences = checks.sentences(sentences, nonempty=True)
+    bilm.eval()
+    device = bilm.softmax.weight.device
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    out: list[torch.Tensor] = [torch.empty(0)] * len(sentences)
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        char_ids, mask = character_ids([sentences[i] for i in chosen], bilm.max_chars)
+        layers = bilm(char_ids.to(device), mask.to(device)).cpu()
+        for row, i in enumerate(chosen):
+            out[i] = layers[:, row, 1 : 1 + len(sentences[i])]
+    return out
+
+
+@torch.no_grad()
+def perplexities(
+    model: BiLM, vocab: Vocabulary, sentences: Sequence[Sequence[str]], batch_size: int = 64
+) -> tuple[float, float]:
+    """The forward and the backward LM's perplexity on ``sentences``.
+
+    Each is ``exp`` of the mean cross-entropy over the tokens its direction predicts (the
+    forward LM: every word and </S>; the backward LM: every word and <S>), words outside
+    ``vocab`` counting as ``<unk>``. Sentences are batched by length (less padding). The
+    model is left in eval mode.
+    """
+    sentences = checks.sentences(sentences, nonempty=True)
+    model.eval()
+    device = model.softmax.weight.device
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    forward_nll = backward_nll = 0.0
+    count = 0
+    for start in range(0, len(order), batch_size):
+        group = [sentences[i] for i in order[start : start + batch_size]]
+        char_ids, mask, targets = (t.to(device) for t in make_batch(group, vocab, model.max_chars))
+        forward_loss, backward_loss = model.losses(char_ids, mask, targets)
+        predicted = sum(len(s) + 1 for s in group)  # each loss is a mean over these tokens
+        forward_nll += float(forward_loss) * predicted
+        backward_nll += float(backward_loss) * predicted
+        count += predicted
+    return math.exp(forward_nll / count), math.exp(backward_nll / count)
 
 
 # --------------------------------------------------------------------------------------

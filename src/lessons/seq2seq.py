@@ -82,74 +82,6 @@ SOURCE_POSITIONS = ("convolution", "sinusoidal")
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
-def _check_sources(sources: object, source_lengths: object) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(sources, torch.Tensor) or sources.dim() != 2 or sources.dtype != torch.long:
-        got = (
-            f"{sources.dtype} of shape {tuple(sources.shape)}"
-            if isinstance(sources, torch.Tensor)
-            else type(sources).__name__
-        )
-        raise ValueError(f"sources: expected a LongTensor (batch, source_len), got {got}")
-    if (
-        not isinstance(source_lengths, torch.Tensor)
-        or tuple(source_lengths.shape) != (sources.shape[0],)
-        or source_lengths.is_floating_point()
-    ):
-        got = (
-            f"shape {tuple(source_lengths.shape)}"
-            if isinstance(source_lengths, torch.Tensor)
-            else type(source_lengths).__name__
-        )
-        raise ValueError(
-            f"source_lengths: expected {sources.shape[0]} integer lengths (batch,), got {got}"
-        )
-    if bool((source_lengths < 1).any()) or int(source_lengths.max()) > sources.shape[1]:
-        raise ValueError(
-            f"source_lengths: expected lengths in [1, {sources.shape[1]}] (an empty source "
-            f"has nothing to encode), got {source_lengths.tolist()}"
-        )
-    return sources, source_lengths
-
-
-def pretrained_names() -> list[str]:
-    """The names `load_pretrained` accepts: the ``pretrained/seq2seq-<name>.safetensors``
-    files shipped inside the package, sorted."""
-    return sorted(
-        p.name.removeprefix("seq2seq-").removesuffix(".safetensors")
-        for p in PRETRAINED_DIR.glob("seq2seq-*.safetensors")
-    )
-
-
-def load_pretrained(name: str) -> RNNSeq2Seq | TransformerSeq2Seq:
-    """A model that ``scripts/train_seq2seq.py`` trained, as shipped inside the package
-    (``lessons/pretrained/seq2seq-<name>.safetensors``), in eval mode.
-
-    ``name`` is one of `pretrained_names`: ``"<task>-<model>"``, e.g. ``"extract-none"``
-    or ``"extract-additive"``. How it was trained (task, epochs, seconds, ...) is in
-    ``lessons.core.checkpoint.checkpoint_notes(pretrained_path(name))``.
-
-    Used in: notebooks/03_attention.ipynb, sections 1, 2 and 6.
-    """
-    return load_model(pretrained_path(name)).eval()
-
-
-def pretrained_path(name: str) -> Path:
-    """The file of the shipped model ``name`` (a ValueError lists the names if unknown)."""
-    shipped = pretrained_names()
-    if not isinstance(name, str) or name not in shipped:
-        raise ValueError(f"name: expected one of {shipped}, got {name!r}")
-    return PRETRAINED_DIR / f"seq2seq-{name}.safetensors"
-
-
-def load_model(path: str | Path) -> RNNSeq2Seq | TransformerSeq2Seq:
-    """The `RNNSeq2Seq` or `TransformerSeq2Seq` saved in ``path`` (with ``model.save``)."""
-    name = checkpoint_class(path)
-    classes = {cls.__name__: cls for cls in (RNNSeq2Seq, TransformerSeq2Seq)}
-    if name not in classes:
-        raise ValueError(f"{path}: unknown model class {name!r}, expected one of {list(classes)}")
-    return classes[name].load(path)
-
-
 # --------------------------------------------------------------------------------------
 # The recurrent encoder-decoder
 # --------------------------------------------------------------------------------------
@@ -633,3 +565,81 @@ def accuracy_by_length(
     for (source, target), prediction in zip(pairs, predictions, strict=True):
         groups.setdefault(len(source), []).append(prediction == target)
     return {n: (sum(hits) / len(hits), len(hits)) for n, hits in sorted(groups.items())}
+
+
+# --------------------------------------------------------------------------------------
+# The shipped models
+# --------------------------------------------------------------------------------------
+
+
+def pretrained_names() -> list[str]:
+    """The names `load_pretrained` accepts: the ``pretrained/seq2seq-<name>.safetensors``
+    files shipped inside the package, sorted."""
+    return sorted(
+        p.name.removeprefix("seq2seq-").removesuffix(".safetensors")
+        for p in PRETRAINED_DIR.glob("seq2seq-*.safetensors")
+    )
+
+
+def load_pretrained(name: str) -> RNNSeq2Seq | TransformerSeq2Seq:
+    """A model that ``scripts/train_seq2seq.py`` trained, as shipped inside the package
+    (``lessons/pretrained/seq2seq-<name>.safetensors``), in eval mode.
+
+    ``name`` is one of `pretrained_names`: ``"<task>-<model>"``, e.g. ``"extract-none"``
+    or ``"extract-additive"``. How it was trained (task, epochs, seconds, ...) is in
+    ``lessons.core.checkpoint.checkpoint_notes(pretrained_path(name))``.
+
+    Used in: notebooks/03_attention.ipynb, sections 1, 2 and 6.
+    """
+    return load_model(pretrained_path(name)).eval()
+
+
+def pretrained_path(name: str) -> Path:
+    """The file of the shipped model ``name`` (a ValueError lists the names if unknown)."""
+    shipped = pretrained_names()
+    if not isinstance(name, str) or name not in shipped:
+        raise ValueError(f"name: expected one of {shipped}, got {name!r}")
+    return PRETRAINED_DIR / f"seq2seq-{name}.safetensors"
+
+
+def load_model(path: str | Path) -> RNNSeq2Seq | TransformerSeq2Seq:
+    """The `RNNSeq2Seq` or `TransformerSeq2Seq` saved in ``path`` (with ``model.save``)."""
+    name = checkpoint_class(path)
+    classes = {cls.__name__: cls for cls in (RNNSeq2Seq, TransformerSeq2Seq)}
+    if name not in classes:
+        raise ValueError(f"{path}: unknown model class {name!r}, expected one of {list(classes)}")
+    return classes[name].load(path)
+
+
+# --------------------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------------------
+
+
+def _check_sources(sources: object, source_lengths: object) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(sources, torch.Tensor) or sources.dim() != 2 or sources.dtype != torch.long:
+        got = (
+            f"{sources.dtype} of shape {tuple(sources.shape)}"
+            if isinstance(sources, torch.Tensor)
+            else type(sources).__name__
+        )
+        raise ValueError(f"sources: expected a LongTensor (batch, source_len), got {got}")
+    if (
+        not isinstance(source_lengths, torch.Tensor)
+        or tuple(source_lengths.shape) != (sources.shape[0],)
+        or source_lengths.is_floating_point()
+    ):
+        got = (
+            f"shape {tuple(source_lengths.shape)}"
+            if isinstance(source_lengths, torch.Tensor)
+            else type(source_lengths).__name__
+        )
+        raise ValueError(
+            f"source_lengths: expected {sources.shape[0]} integer lengths (batch,), got {got}"
+        )
+    if bool((source_lengths < 1).any()) or int(source_lengths.max()) > sources.shape[1]:
+        raise ValueError(
+            f"source_lengths: expected lengths in [1, {sources.shape[1]}] (an empty source "
+            f"has nothing to encode), got {source_lengths.tolist()}"
+        )
+    return sources, source_lengths

@@ -134,28 +134,6 @@ def keep_probability(counts: torch.Tensor, sample: float) -> torch.Tensor:
     return ((torch.sqrt(share / sample) + 1) * sample / share).clamp(max=1.0)
 
 
-def cosine_neighbours(vectors: torch.Tensor, query: torch.Tensor, topn: int) -> torch.Tensor:
-    """Rows of ``vectors`` ``(n, d)`` with the largest cosine to ``query`` ``(d,)``:
-    their indices ``(topn,)``, most similar first (a zero row has cosine 0).
-
-    Used in: notebooks/01_word2vec.ipynb section "Nearest neighbours".
-    """
-    norms = vectors.norm(dim=1).clamp_min(1e-12) * query.norm().clamp_min(1e-12)
-    return torch.topk(vectors @ query / norms, topn).indices
-
-
-def analogy(vectors: torch.Tensor, a: int, b: int, c: int) -> int:
-    """3CosAdd: "a is to b as c is to ?" answered by the row, other than a, b and c, with
-    the largest cosine to unit(b) - unit(a) + unit(c). ``vectors`` ``(n, d)``.
-
-    Used in: notebooks/01_word2vec.ipynb section "Analogies".
-    """
-    unit = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    cosines = unit @ (unit[b] - unit[a] + unit[c])
-    cosines[[a, b, c]] = -math.inf
-    return int(cosines.argmax())
-
-
 # ---------------------------------------------------------------------- training
 
 
@@ -428,3 +406,28 @@ class Word2Vec:
         bar.close()
         self.train_seconds = time.perf_counter() - start
         self.words_per_second = self.corpus_words * self.epochs / self.train_seconds
+
+
+# ---------------------------------------------------------------------- what the vectors know
+
+
+def cosine_neighbours(vectors: torch.Tensor, query: torch.Tensor, topn: int) -> torch.Tensor:
+    """Rows of ``vectors`` ``(n, d)`` with the largest cosine to ``query`` ``(d,)``:
+    their indices ``(topn,)``, most similar first (a zero row has cosine 0).
+
+    Used in: notebooks/01_word2vec.ipynb section "Nearest neighbours".
+    """
+    norms = vectors.norm(dim=1).clamp_min(1e-12) * query.norm().clamp_min(1e-12)
+    return torch.topk(vectors @ query / norms, topn).indices
+
+
+def analogy(vectors: torch.Tensor, a: int, b: int, c: int) -> int:
+    """3CosAdd: "a is to b as c is to ?" answered by the row, other than a, b and c, with
+    the largest cosine to unit(b) - unit(a) + unit(c). ``vectors`` ``(n, d)``.
+
+    Used in: notebooks/01_word2vec.ipynb section "Analogies".
+    """
+    unit = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    cosines = unit @ (unit[b] - unit[a] + unit[c])
+    cosines[[a, b, c]] = -math.inf
+    return int(cosines.argmax())
