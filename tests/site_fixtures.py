@@ -1,9 +1,10 @@
 """Shared fixtures and helpers for the browser tests of the built site.
 
-The built book (``make book``) is served from a local HTTP server on 127.0.0.1 and
-driven with Playwright through Debian's Chromium; Playwright's own browser downloads
-are never used. Any request to another host is blocked at the browser, so the tests
-run offline and fast.
+The built book (``make book``) is served from a local HTTP server on 127.0.0.1 (or
+opened from its files) and driven with Playwright through Debian's Chromium;
+Playwright's own browser downloads are never used. Any request to another host is
+blocked at the browser, so the tests run as if offline, and prove the site needs no
+network: it serves MathJax and the widget manager itself.
 
 Use from a test module::
 
@@ -148,9 +149,9 @@ def page_url(site_server: str) -> Callable[[str], str]:
 
 
 def is_local(url: str) -> bool:
-    """Whether a URL points at the local test server (or is a data:/blob: URL)."""
+    """Whether a URL points at the local test server (or is a data:/blob:/file: URL)."""
     parts = urlsplit(url)
-    if parts.scheme in ("data", "blob", "about"):
+    if parts.scheme in ("data", "blob", "about", "file"):
         return True
     return parts.hostname == LOCAL_HOST
 

@@ -1,9 +1,12 @@
 """Browser tests of the built book: every TOC page loads cleanly in headless Chromium.
 
 Needs a built site (``make book``; or ``LESSONS_SITE_DIR=...``) and Debian's Chromium.
-Requests off 127.0.0.1 (MathJax's CDN, fonts, ...) are blocked and allowed to fail;
-everything served by the book itself must load. A full-page screenshot of every page
-is written to ``<site dir>/../screens/<page>.png`` for a human to look at.
+The network is cut: every request off 127.0.0.1 is blocked, and a page that makes one
+fails. The site serves its own MathJax and Jupyter widget manager, so every page
+must still render its maths and its saved widgets, with no error in the console, both
+from the local server and from its files (``file://``, as from a USB stick). A
+full-page screenshot of every page is written to ``<site dir>/../screens/<page>.png``
+for a human to look at.
 """
 
 from __future__ import annotations
@@ -25,15 +28,59 @@ pytestmark = pytest.mark.browser
 SPHINX_PAGES = {"index.html", "search.html", "genindex.html", "py-modindex.html"}
 #: A word the book surely contains, for the search test.
 SEARCH_WORD = "attention"
-#: JavaScript errors that the toolchain itself causes on every page, harmless, and not
-#: fixable from _config.yml. Matched exactly; anything else fails.
-#: - sphinx-thebe adds an inline ``const THEBE_JS_URL = ...`` script after the HTML
-#:   builder is set up; Sphinx 7's HTML builder then registers that body-only script a
-#:   second time (filename None vs ''), so every page declares the constant twice. The
-#:   first copy runs, the second throws; thebe is not used by this book.
-KNOWN_TOOLCHAIN_ERRORS = {
-    "uncaught JavaScript error: Identifier 'THEBE_JS_URL' has already been declared",
-}
+#: How long MathJax and the widget manager get to finish a page, in milliseconds.
+RENDER_TIMEOUT_MS = 15_000
+#: The scripts, served by the site itself (book/_static/vendor), that draw a page's
+#: maths and its saved widgets: ``{what: a part of the script's file name}``.
+MATHS_SCRIPTS = {"MathJax": "tex-"}
+WIDGET_SCRIPTS = {"RequireJS": "require", "the widget manager": "embed-amd"}
+
+#: Once MathJax has finished the page (``MathJax.startup.promise``): the maths elements
+#: that Sphinx wrote (``.math``), which MathJax must each have replaced by an
+#: ``mjx-container``; MathJax's TeX errors; and the text outside code and rendered maths
+#: that still holds a TeX delimiter, i.e. maths shown raw.
+MATHS_REPORT = r"""async (timeout) => {
+    const report = {maths: 0, version: null, finished: false, unrendered: [], errors: [], raw: []};
+    const maths = Array.from(document.querySelectorAll(".math"));
+    report.maths = maths.length;
+    const mathjax = window.MathJax;
+    if (mathjax && mathjax.startup && mathjax.startup.promise) {
+        report.version = mathjax.version || null;
+        const late = new Promise((resolve) => setTimeout(() => resolve(false), timeout));
+        report.finished = await Promise.race([mathjax.startup.promise.then(() => true), late]);
+    }
+    report.unrendered = maths
+        .filter((element) => !element.querySelector("mjx-container"))
+        .map((element) => element.textContent.trim().slice(0, 80));
+    report.errors = Array.from(
+        document.querySelectorAll("[data-mjx-error], mjx-merror"),
+        (element) => (element.getAttribute("data-mjx-error") || element.textContent).slice(0, 80),
+    );
+    const skip = "pre, code, kbd, samp, script, style, textarea, mjx-container";
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+        const node = walker.currentNode;
+        if (node.parentElement && node.parentElement.closest(skip)) continue;
+        if (["\\(", "\\[", "$$"].some((delimiter) => node.textContent.includes(delimiter))) {
+            report.raw.push(node.textContent.trim().slice(0, 80));
+        }
+    }
+    return report;
+}"""
+#: Waits until the widget manager has drawn a widget for every saved widget view (the
+#: ``<script type="application/vnd.jupyter.widget-view+json">`` that myst-nb writes),
+#: or the time is up; returns how many views there are and how many were drawn.
+WIDGETS_REPORT = r"""async (timeout) => {
+    const views = document.querySelectorAll(
+        'script[type="application/vnd.jupyter.widget-view+json"]').length;
+    const drawn = () => Array.from(document.querySelectorAll(".widget-subarea"))
+        .filter((area) => area.querySelector(".jupyter-widgets")).length;
+    const end = Date.now() + timeout;
+    while (drawn() < views && Date.now() < end) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return {views, drawn: drawn()};
+}"""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -131,6 +178,65 @@ def expected_header_links(page: str, config: dict) -> dict[str, str]:
     return expected
 
 
+def watch(tab: Page, problems: list[str]) -> list[str]:
+    """Records a page's console errors, uncaught errors and failed local requests in
+    ``problems``; returns the list of local URLs that it loads successfully."""
+    loaded: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            where = message.location.get("url", "")
+            problems.append(f"console error: {message.text} (at {where})")
+
+    def on_request_failed(request: Request) -> None:
+        if is_local(request.url):
+            problems.append(f"request failed: {request.url} ({request.failure})")
+
+    def on_response(response: Response) -> None:
+        if not is_local(response.url):
+            return
+        if response.status >= 400:
+            problems.append(f"HTTP {response.status}: {response.url}")
+        else:
+            loaded.append(response.url)
+
+    tab.on("console", on_console)
+    tab.on("pageerror", lambda error: problems.append(f"uncaught JavaScript error: {error}"))
+    tab.on("requestfailed", on_request_failed)
+    tab.on("response", on_response)
+    return loaded
+
+
+def maths_and_widget_problems(tab: Page, loaded: list[str]) -> list[str]:
+    """Waits for MathJax and the widget manager to finish the loaded page, then lists
+    what they left undone: maths not rendered or rendered with errors, TeX shown raw,
+    saved widgets not drawn, and the scripts for them not loaded from the site."""
+    problems = []
+    maths = tab.evaluate(MATHS_REPORT, RENDER_TIMEOUT_MS)
+    if maths["maths"] and maths["version"] is None:
+        problems.append(f"{maths['maths']} maths elements, but MathJax did not load")
+    elif maths["version"] is not None and not maths["finished"]:
+        problems.append(f"MathJax did not finish in {RENDER_TIMEOUT_MS} ms")
+    elif maths["version"] is not None and not maths["version"].startswith("3."):
+        problems.append(f"MathJax {maths['version']}, not the vendored MathJax 3")
+    problems += [f"maths not rendered: {text!r}" for text in maths["unrendered"]]
+    problems += [f"TeX error from MathJax: {text!r}" for text in maths["errors"]]
+    problems += [f"raw TeX in the page's text: {text!r}" for text in maths["raw"]]
+
+    widgets = tab.evaluate(WIDGETS_REPORT, RENDER_TIMEOUT_MS)
+    if widgets["drawn"] < widgets["views"]:
+        problems.append(f"{widgets['drawn']} of {widgets['views']} saved widgets drawn")
+
+    needed = dict(MATHS_SCRIPTS) if maths["maths"] else {}
+    if widgets["views"]:
+        needed.update(WIDGET_SCRIPTS)
+    names = [unquote(urlsplit(url).path).rsplit("/", 1)[-1] for url in loaded]
+    for what, part in needed.items():
+        if not any(part in name and name.endswith(".js") for name in names):
+            problems.append(f"{what} was not loaded from the site (no *{part}*.js)")
+    return problems
+
+
 def _screenshot_name(page: str) -> Path:
     return screens_path() / Path(page).with_suffix(".png")
 
@@ -151,39 +257,16 @@ def test_built_pages_are_the_toc_pages(site_dir: Path) -> None:
 @pytest.mark.parametrize("page", toc_pages())
 def test_page_renders(page: str, context: BrowserContext, page_url, site_dir: Path) -> None:
     """The page loads with HTTP 200, has a title and a body, no errors, no broken
-    images or internal links; a full-page screenshot is saved."""
+    images or internal links; it asks no other host for anything, and its maths and
+    saved widgets are rendered by the site's own MathJax and widget manager; a
+    full-page screenshot is saved."""
     tab: Page = context.new_page()
     problems: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type != "error":
-            return
-        where = message.location.get("url", "")
-        if message.text.startswith("Failed to load resource") and not is_local(where):
-            return  # a blocked external request; reported by the route handler
-        problems.append(f"console error: {message.text} (at {where})")
-
-    def on_request_failed(request: Request) -> None:
-        if is_local(request.url):
-            problems.append(f"request failed: {request.url} ({request.failure})")
-
-    def on_response(response: Response) -> None:
-        if response.status >= 400 and is_local(response.url):
-            problems.append(f"HTTP {response.status}: {response.url}")
-
-    tab.on("console", on_console)
-
-    def on_page_error(error: Exception) -> None:
-        message = f"uncaught JavaScript error: {error}"
-        if message not in KNOWN_TOOLCHAIN_ERRORS:
-            problems.append(message)
-
-    tab.on("pageerror", on_page_error)
-    tab.on("requestfailed", on_request_failed)
-    tab.on("response", on_response)
+    loaded = watch(tab, problems)
 
     response = tab.goto(page_url(page), wait_until="load")
     assert response is not None and response.status == 200, f"{page}: {response}"
+    problems += maths_and_widget_problems(tab, loaded)
 
     # Let every image finish (or fail) before judging, then take the screenshot.
     tab.evaluate(
@@ -224,8 +307,44 @@ def test_page_renders(page: str, context: BrowserContext, page_url, site_dir: Pa
     )
     problems += link_problems(site_dir, [tuple(link) for link in links])
     tab.close()
+    problems += [f"asked another host for {url} (blocked)" for url in context.blocked]
 
     assert not problems, f"{page} (screenshot {shot}):\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_reads_from_its_files(page: str, context: BrowserContext, site_dir: Path) -> None:
+    """Opened from the built files (``file://``: a copy on a USB stick, no server, no
+    network), the page renders its maths and widgets with no errors."""
+    tab: Page = context.new_page()
+    problems: list[str] = []
+    loaded = watch(tab, problems)
+    tab.goto((site_dir / page).as_uri(), wait_until="load")
+    problems += maths_and_widget_problems(tab, loaded)
+    tab.close()
+    problems += [f"asked another host for {url} (blocked)" for url in context.blocked]
+    assert not problems, f"{page} from file://:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (r"<p class='math'>\(x\)</p>", ["maths not rendered", "raw TeX"]),
+        (r"<p>costs $$5</p>", ["raw TeX"]),
+        (r"<div>\[ x \]</div>", ["raw TeX"]),
+        (r"<pre>\(x\) $$</pre><code>\[</code>", []),
+    ],
+)
+def test_maths_check_finds_raw_tex(body: str, expected: list[str], context: BrowserContext):
+    """The maths check reports TeX left raw, outside code (so that it can fail)."""
+    tab = context.new_page()
+    tab.set_content(f"<html><body>{body}</body></html>")
+    problems = maths_and_widget_problems(tab, loaded=[])
+    tab.close()
+    found = sorted({kind for kind in expected for problem in problems if kind in problem})
+    assert found == sorted(expected), problems
+    if not expected:
+        assert problems == []
 
 
 def test_landing_page_shows_the_table_of_contents(

@@ -108,3 +108,27 @@ def test_explorer_default_view_is_an_image(on_practice_page) -> None:
         assert width > 300
 
     on_practice_page(check)
+
+
+def test_saved_widgets_are_drawn_without_a_kernel(on_practice_page) -> None:
+    """The widget manager served by the site draws the notebook's saved widgets: the
+    explorer's slider and dropdown with their saved values, and the exercise buttons
+    with their icons."""
+
+    def check(practice: Page) -> None:
+        slider = practice.locator(".jupyter-widgets.widget-slider").first
+        expect(slider).to_be_visible()
+        expect(slider.locator(".widget-label")).to_have_text("temperature")
+        expect(slider.locator(".widget-readout")).to_have_text("1.00")
+        expect(practice.locator(".jupyter-widgets.widget-dropdown select").first).to_be_visible()
+
+        button = practice.locator(".jupyter-widgets button", has_text="Show solution").first
+        expect(button).to_be_visible()
+        # The theme's Font Awesome script turns the widget's <i class="fa fa-eye"> into
+        # an inline SVG; an icon name it does not know becomes a "missing" placeholder.
+        icon = button.locator("svg.svg-inline--fa, i.fa")
+        expect(icon).to_have_count(1)
+        expect(icon.locator(".missing")).to_have_count(0)
+        assert icon.evaluate("(icon) => icon.getBoundingClientRect().width") > 4
+
+    on_practice_page(check)

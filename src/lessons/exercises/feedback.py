@@ -105,7 +105,9 @@ class FeedbackControls:
 
         self.exercise = exercise
         self.hints_shown = 0
-        self.hint_button = widgets.Button(description="Next hint", icon="lightbulb-o")
+        # Font Awesome 4 (ipywidgets 7, Colab) names the icon "lightbulb-o"; 5 and 6 "lightbulb".
+        bulb = "lightbulb-o" if widgets.__version__.startswith("7.") else "lightbulb"
+        self.hint_button = widgets.Button(description="Next hint", icon=bulb)
         self.solution_button = widgets.Button(description="Show solution", icon="eye")
         self.hints = widgets.HTML("")
         self.solution = widgets.HTML("")
