@@ -1,26 +1,25 @@
 """Checking a learner's answer: run it on every case, compare with the reference, explain.
 
-`evaluate` runs the learner's function on every case of an exercise and compares it
-with the reference solution: type, shape, dtype, values within a tolerance, gradients
-where asked for, inputs left unmodified. It never raises on the learner's behalf:
-exceptions, wrong types, ``None``, non-callables and runs that take too long all become
-feedback, case by case, with the first hint that fits the mistake.
+`evaluate` runs the learner's function on every case of an exercise, in a worker
+process (`sandbox` runs it), and compares the result here with the reference solution:
+type, shape, dtype, values within a tolerance, gradients where asked for, inputs left
+unmodified. It never raises on the learner's behalf: exceptions, crashes, wrong or odd
+results, ``None``, non-callables and runs that take too long all become feedback, case
+by case, with the first hint that fits the mistake and what the function printed.
 """
 
 from __future__ import annotations
 
 import inspect
-import threading
-import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from lessons.exercises import sandbox
 from lessons.exercises.feedback import BOX, e, html_block
 from lessons.exercises.framework import Attempt, Case, Exercise
+from lessons.exercises.sandbox import Opaque, Outcome, clone, input_gradients, one_line
 
 __all__ = ["CaseResult", "CheckResult", "evaluate"]
 
@@ -37,19 +36,25 @@ class CaseResult:
     problem: str = ""
     hint: str = ""
     hint_number: int = 0
+    #: What the learner's function printed on this case (capped, see `sandbox.PRINT_LIMIT`).
+    printed: str = ""
+    #: True when the case was not run, after a case that timed out or crashed.
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
 class CheckResult:
     """The outcome of `check`: ``passed`` and the case by case results.
 
-    ``problem`` is set when no case could run at all (e.g. the answer is not a function).
+    ``problem`` is set when no case could run at all (e.g. the answer is not a function);
+    ``notes`` say how the check ran where the learner should know (e.g. in-process).
     """
 
     exercise_id: str
     cases: tuple[CaseResult, ...]
     problem: str = ""
     hint: str = ""
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -66,7 +71,7 @@ class CheckResult:
 
     def report(self) -> str:
         """A plain-text report, case by case."""
-        lines = [self._headline()]
+        lines = [self._headline(), *(f"  note:     {note}" for note in self.notes)]
         if self.problem:
             lines.append(f"  problem:  {self.problem}")
             lines.append(f"  hint:     {self.hint}")
@@ -74,30 +79,36 @@ class CheckResult:
         for number, case in enumerate(self.cases, 1):
             mark = "✓" if case.passed else "✗"
             lines.append(f"  {mark} case {number}: {case.name}")
-            if case.passed:
-                continue
-            if case.problem in shown_problems:
+            if case.skipped:
+                lines.append(f"      {case.problem}")
+            elif case.passed:
+                pass
+            elif case.problem in shown_problems:
                 lines.append(f"      same problem as case {shown_problems[case.problem]}")
-                continue
-            shown_problems[case.problem] = number
-            lines += [
-                f"      input:    {case.inputs}",
-                f"      expected: {case.expected}",
-                f"      got:      {case.got}",
-                f"      problem:  {case.problem}",
-                f"      hint {case.hint_number}:   {case.hint}",
-            ]
+            else:
+                shown_problems[case.problem] = number
+                lines += [
+                    f"      input:    {case.inputs}",
+                    f"      expected: {case.expected}",
+                    f"      got:      {case.got}",
+                    f"      problem:  {case.problem}",
+                    f"      hint {case.hint_number}:   {case.hint}",
+                ]
+            lines += _printed_lines(case.printed)
         return "\n".join(lines)
 
     def to_html(self) -> str:
         """The report as HTML, one coloured block per case (readable on light and dark)."""
         parts = [f'<div class="lessons-check" style="{BOX}">', f"<b>{e(self._headline())}</b>"]
+        parts += [f"<div><i>note: {e(note)}</i></div>" for note in self.notes]
         if self.problem:
             parts.append(html_block(False, "", [("problem", self.problem), ("hint", self.hint)]))
         shown_problems: dict[str, int] = {}
         for number, case in enumerate(self.cases, 1):
             rows = []
-            if case.passed:
+            if case.skipped:
+                rows = [("problem", case.problem)]
+            elif case.passed:
                 pass
             elif case.problem in shown_problems:
                 rows = [("same problem as case", str(shown_problems[case.problem]))]
@@ -110,7 +121,8 @@ class CheckResult:
                     ("problem", case.problem),
                     (f"hint {case.hint_number}", case.hint),
                 ]
-            parts.append(html_block(case.passed, f"case {number}: {case.name}", rows))
+            block = html_block(case.passed, f"case {number}: {case.name}", rows)
+            parts.append(_with_printed(block, case.printed))
         parts.append("</div>")
         return "\n".join(parts)
 
@@ -123,8 +135,31 @@ class CheckResult:
         return f"{self.exercise_id}: {failed} of {len(self.cases)} cases failed."
 
 
+def _printed_lines(printed: str) -> list[str]:
+    """The printed text under a case of the text report, aligned with the other values."""
+    if not printed:
+        return []
+    first, *rest = printed.rstrip("\n").splitlines() or [""]
+    return [f"      printed:  {first}", *(f"                {line}" for line in rest)]
+
+
+_PRINTED = "margin:.2em 0;padding:.3em;white-space:pre-wrap;max-height:16em;overflow:auto"
+
+
+def _with_printed(block: str, printed: str) -> str:
+    """``block`` (one case's ``<div>`` from `html_block`) with the printed text inside, last."""
+    if not printed:
+        return block
+    shown = f'<div><b>printed:</b></div><pre style="{_PRINTED}">{e(printed)}</pre>'
+    return block.removesuffix("</div>") + shown + "</div>"
+
+
 def evaluate(exercise: Exercise, answer: Any) -> CheckResult:
-    """Run ``answer`` on every case of ``exercise`` and compare with the reference."""
+    """Run ``answer`` on every case of ``exercise`` and compare with the reference.
+
+    The answer runs in a worker process (see `sandbox`); after a case that timed out or
+    stopped the worker, the remaining cases are not run.
+    """
     if not callable(answer):
         return CheckResult(
             exercise.id,
@@ -132,107 +167,94 @@ def evaluate(exercise: Exercise, answer: Any) -> CheckResult:
             problem=f"expected a function, got {_describe(answer)}.",
             hint=f"Define a function and pass the function itself: {exercise.signature}",
         )
-    return CheckResult(exercise.id, tuple(_run_case(exercise, answer, c) for c in exercise.cases()))
+    with sandbox.session(answer) as runner:
+        cases = tuple(_run_case(exercise, runner, case) for case in exercise.cases())
+    return CheckResult(exercise.id, cases, notes=(runner.note,) if runner.note else ())
 
 
-def _run_case(exercise: Exercise, answer: Callable[..., Any], case: Case) -> CaseResult:
-    expected = exercise.solution(*_clone(case.args), **_clone(case.kwargs))
-    args, kwargs = _clone(case.args), _clone(case.kwargs)
-    outcome = _call_with_deadline(answer, args, kwargs, exercise.timeout_s)
-
-    attempt: Attempt | None = None
-    if outcome.timed_out:
-        attempt = Attempt(case, expected, None, "timeout")
-        problem = f"did not return within {exercise.timeout_s:g} s (an endless loop?)"
-    elif outcome.error is not None:
-        attempt = Attempt(case, expected, None, "exception", outcome.error)
-        problem = f"raised {_format_exception(outcome.error)}"
-    else:
-        kind, problem = _compare(expected, outcome.value, exercise.rtol, exercise.atol)
-        if kind is None and not (_same(args, case.args) and _same(kwargs, case.kwargs)):
-            kind, problem = "modified", "your function changed its input; work on a new tensor"
-        if kind is None and exercise.check_grad:
-            kind, problem = _compare_gradients(exercise, answer, case)
-        if kind is not None:
-            attempt = Attempt(case, expected, outcome.value, kind)
-
+def _run_case(exercise: Exercise, runner: sandbox.Runner, case: Case) -> CaseResult:
+    inputs = _describe_inputs(exercise, case)
+    if runner.halted:
+        return CaseResult(case.name, False, inputs, "", "(not run)", runner.halted, skipped=True)
+    expected = exercise.solution(*clone(case.args), **clone(case.kwargs))
+    outcome = runner.run("call", case.args, case.kwargs, exercise.timeout_s)
+    kind, problem = _diagnose(exercise, runner, case, expected, outcome)
+    attempt = None
+    if kind is not None:
+        got = None if outcome.error_text or outcome.stopped else outcome.value
+        attempt = Attempt(case, expected, got, kind, outcome.error)
     hint = None if attempt is None else exercise.hint_for(attempt)
-    if outcome.timed_out:
-        got = "(nothing: still running)"
-    elif outcome.error is not None:
-        got = "(nothing: it raised an exception)"
-    else:
-        got = _describe(outcome.value)
     return CaseResult(
         name=case.name,
         passed=attempt is None,
-        inputs=_describe_inputs(exercise, case),
+        inputs=inputs,
         expected=_describe(expected),
-        got=got,
-        problem="" if attempt is None else problem,
+        got=_describe_got(runner, outcome),
+        problem=problem,
         hint="" if hint is None else hint.text,
         hint_number=0 if hint is None else exercise.hints.index(hint) + 1,
+        printed=outcome.printed,
     )
 
 
-@dataclass
-class _Outcome:
-    value: Any = None
-    error: BaseException | None = None
-    timed_out: bool = False
+def _diagnose(
+    exercise: Exercise, runner: sandbox.Runner, case: Case, expected: Any, outcome: Outcome
+) -> tuple[str | None, str]:
+    """(kind of problem, explanation) for one case, or (None, "") when it passed."""
+    if outcome.timed_out:
+        return "timeout", f"did not return within {exercise.timeout_s:g} s (an endless loop?)"
+    if outcome.stopped:
+        return "exception", outcome.stopped
+    if outcome.error_text:
+        return "exception", f"raised {outcome.error_text}"
+    try:
+        kind, problem = _compare(expected, outcome.value, exercise.rtol, exercise.atol)
+    except Exception as error:  # noqa: BLE001 - an odd result is feedback, not a traceback
+        return "type", f"your result could not be compared with the expected one: {one_line(error)}"
+    if kind is None and not _unchanged(outcome.inputs, case):
+        return "modified", "your function changed its input; work on a new tensor"
+    if kind is None and exercise.check_grad:
+        return _compare_gradients(exercise, runner, case)
+    return kind, problem
 
 
-def _call_with_deadline(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float
-) -> _Outcome:
-    """Call ``fn`` in a worker thread and wait at most ``timeout_s`` seconds.
+def _describe_got(runner: sandbox.Runner, outcome: Outcome) -> str:
+    if outcome.timed_out:
+        return "(nothing: it was stopped)" if runner.stops_runaways else "(nothing: still running)"
+    if outcome.stopped:
+        return "(nothing: the worker process stopped)"
+    if outcome.error_text:
+        return "(nothing: it raised an exception)"
+    return _describe(outcome.value)
 
-    A thread works in Jupyter, where signals (SIGALRM) are only usable from the main
-    thread. Python cannot kill a thread: a function that never returns keeps running in
-    this daemon thread after we report the timeout, until the kernel restarts.
-    """
-    outcome = _Outcome()
 
-    def target() -> None:
-        try:
-            outcome.value = fn(*args, **kwargs)
-        except BaseException as error:  # noqa: BLE001 - the learner's error is feedback
-            outcome.error = error
-
-    worker = threading.Thread(target=target, name="lessons-check", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        return _Outcome(timed_out=True)
-    return outcome
+def _unchanged(inputs: tuple[tuple[Any, ...], dict[str, Any]] | None, case: Case) -> bool:
+    """Whether the inputs after the call still equal the case's (True when unknown)."""
+    if inputs is None:
+        return True
+    try:
+        return _same(inputs[0], case.args) and _same(inputs[1], case.kwargs)
+    except Exception:  # noqa: BLE001 - inputs turned into something not comparable
+        return False
 
 
 def _compare_gradients(
-    exercise: Exercise, answer: Callable[..., Any], case: Case
+    exercise: Exercise, runner: sandbox.Runner, case: Case
 ) -> tuple[str | None, str]:
-    """Compare the gradients of ``sum(output * w)`` with respect to the float inputs."""
-
-    def gradients(fn: Callable[..., Any]) -> _Outcome:
-        args = tuple(_leaf(a) for a in case.args)
-        kwargs = {k: _leaf(v) for k, v in case.kwargs.items()}
-
-        def run() -> list[torch.Tensor | None]:
-            output = fn(*args, **kwargs)
-            weight = torch.randn(output.shape, generator=torch.Generator().manual_seed(0))
-            (output * weight.to(output.dtype)).sum().backward()
-            return [t.grad for t in (*args, *kwargs.values()) if _is_float_tensor(t)]
-
-        return _call_with_deadline(run, (), {}, exercise.timeout_s)
-
-    reference, learner = gradients(exercise.solution), gradients(answer)
-    if learner.timed_out or learner.error is not None:
-        detail = "timed out" if learner.timed_out else _format_exception(learner.error)
-        return "grad", f"backpropagating through your output failed: {detail}"
-    for want, have in zip(reference.value, learner.value, strict=True):
-        if have is None:
-            return "grad", "no gradient reached the input: is your output detached from it?"
-        if not torch.allclose(have, want, rtol=exercise.rtol * 10, atol=exercise.atol * 10):
-            return "grad", "the values are right but the gradients are not"
+    """Compare the gradients of `weighted_sum` of the output with respect to the inputs."""
+    learner = runner.run("gradients", case.args, case.kwargs, exercise.timeout_s)
+    failure = "timed out" if learner.timed_out else learner.stopped or learner.error_text
+    if failure:
+        return "grad", f"backpropagating through your output failed: {failure}"
+    reference = input_gradients(exercise.solution, case.args, case.kwargs)
+    try:
+        for want, have in zip(reference, learner.value, strict=True):
+            if have is None:
+                return "grad", "no gradient reached the input: is your output detached from it?"
+            if not torch.allclose(have, want, rtol=exercise.rtol * 10, atol=exercise.atol * 10):
+                return "grad", "the values are right but the gradients are not"
+    except Exception as error:  # noqa: BLE001 - odd gradients are feedback too
+        return "grad", f"your gradients could not be compared: {one_line(error)}"
     return None, ""
 
 
@@ -245,6 +267,11 @@ def _compare(expected: Any, got: Any, rtol: float, atol: float) -> tuple[str | N
     """(kind of mismatch, explanation), or (None, "") when ``got`` matches ``expected``."""
     if got is None and expected is not None:
         return "type", "your function returned None: did you forget `return`?"
+    if isinstance(got, Opaque):
+        return "type", (
+            f"your function returned {_a(got.type_name)}, which cannot be compared; "
+            f"return {_kind(expected)}"
+        )
     if isinstance(expected, torch.Tensor):
         if not isinstance(got, torch.Tensor):
             return "type", f"expected a torch.Tensor, got {type(got).__name__}"
@@ -252,6 +279,10 @@ def _compare(expected: Any, got: Any, rtol: float, atol: float) -> tuple[str | N
             return "shape", f"shape {_shape(got)} instead of {_shape(expected)}"
         if got.dtype != expected.dtype:
             return "dtype", f"dtype {_dtype(got)} instead of {_dtype(expected)}"
+        if got.is_meta:
+            return "type", "a meta tensor, which has a shape but no values: compute real values"
+        if got.layout != expected.layout:
+            return "type", f"a {_layout(got)} tensor instead of a dense one: use `.to_dense()`"
         have, want = got.detach().cpu(), expected.detach().cpu()
         if not want.is_floating_point() and not want.is_complex():
             return (None, "") if torch.equal(have, want) else ("values", "the values differ")
@@ -280,6 +311,19 @@ def _compare(expected: Any, got: Any, rtol: float, atol: float) -> tuple[str | N
     return (None, "") if got == expected else ("values", f"{got!r} instead of {expected!r}")
 
 
+def _kind(expected: Any) -> str:
+    """What the learner should return, e.g. "a torch.Tensor" or "a tuple of 2 values"."""
+    if isinstance(expected, torch.Tensor):
+        return "a torch.Tensor"
+    if isinstance(expected, tuple | list):
+        return f"a {type(expected).__name__} of {len(expected)} values"
+    return _a(type(expected).__name__)
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def _same(a: Any, b: Any) -> bool:
     """Whether ``a`` still equals ``b`` exactly (used to detect modified inputs)."""
     if isinstance(a, torch.Tensor):
@@ -291,25 +335,6 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return a is b or a == b
-
-
-def _clone(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, tuple | list):
-        return type(value)(_clone(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _clone(v) for k, v in value.items()}
-    return value
-
-
-def _leaf(value: Any) -> Any:
-    value = _clone(value)
-    return value.requires_grad_(True) if _is_float_tensor(value) else value
-
-
-def _is_float_tensor(value: Any) -> bool:
-    return isinstance(value, torch.Tensor) and value.is_floating_point()
 
 
 # --------------------------------------------------------------------------------------
@@ -325,9 +350,27 @@ def _dtype(t: torch.Tensor) -> str:
     return str(t.dtype).removeprefix("torch.")
 
 
+def _layout(t: torch.Tensor) -> str:
+    return str(t.layout).removeprefix("torch.")
+
+
 def _describe(value: Any) -> str:
-    """A one-line description: type, shape and (a few) values."""
+    """A one-line description: type, shape and (a few) values; never raises."""
+    try:
+        return _description(value)
+    except Exception as error:  # noqa: BLE001 - e.g. a tensor too odd to print
+        return f"{type(value).__name__} (cannot be shown: {one_line(error)})"
+
+
+def _description(value: Any) -> str:
+    if isinstance(value, Opaque):
+        return f"{value.type_name} {value.description}"
     if isinstance(value, torch.Tensor):
+        if value.is_meta:
+            return f"{_dtype(value)}{_shape(value)} (a meta tensor: no values)"
+        if value.layout != torch.strided:
+            values = _values(value.detach().cpu().to_dense())
+            return f"{_dtype(value)}{_shape(value)} {_layout(value)} {values}"
         return f"{_dtype(value)}{_shape(value)} {_values(value.detach().cpu())}"
     if isinstance(value, tuple | list):
         inner = ", ".join(_describe(v) for v in value)
@@ -364,19 +407,3 @@ def _describe_inputs(exercise: Exercise, case: Case) -> str:
     except (TypeError, ValueError):
         named = [(f"arg{i}", a) for i, a in enumerate(case.args)] + list(case.kwargs.items())
     return ", ".join(f"{name}={_describe(value)}" for name, value in named)
-
-
-def _format_exception(error: BaseException | None) -> str:
-    """``TypeError: message (line 3: x.sum(dim=9))`` pointing at the learner's code."""
-    if error is None:
-        return ""
-    lines = "".join(traceback.format_exception_only(type(error), error)).strip().splitlines()
-    text = lines[0] + (" ..." if len(lines) > 1 else "")
-    frames = [
-        f
-        for f in traceback.extract_tb(error.__traceback__)
-        if Path(f.filename).resolve() != Path(__file__).resolve()
-    ]
-    if frames and frames[0].line:
-        text += f" (in {frames[0].name}, line {frames[0].lineno}: {frames[0].line.strip()})"
-    return text

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from lessons.core.source import in_kernel
+from lessons.exercises import sandbox
 from lessons.exercises.framework import Exercise, get
 
 __all__ = [
@@ -84,8 +85,13 @@ def task_text(exercise: Exercise) -> str:
 
 
 def show(exercise_id: str) -> None:
-    """Show the task: HTML with collapsed hints and solution in Jupyter, text elsewhere."""
+    """Show the task: HTML with collapsed hints and solution in Jupyter, text elsewhere.
+
+    While the learner reads it, the worker that will run their answer starts in the
+    background (`lessons.exercises.sandbox.warm_up`), so the first check does not wait.
+    """
     exercise = get(exercise_id)
+    sandbox.warm_up()
     if in_kernel():
         from IPython.display import display
 
