@@ -436,11 +436,17 @@ def test_from_torch_copies_separate_projections_when_kdim_and_vdim_differ(bias):
 
 def test_from_torch_copies_rather_than_shares_and_keeps_the_mode():
     module = torch_mha().train()
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
     ours = MultiHeadAttention.from_torch(module)
     assert ours.training and ours.q_proj.weight.dtype == torch.float64
     with torch.no_grad():
-        ours.q_proj.weight.zero_()
-    assert module.in_proj_weight.abs().sum() > 0
+        for p in ours.parameters():
+            p.zero_()
+    # every parameter of the original is unchanged, not only some rows of in_proj_weight
+    for name, p in module.named_parameters():
+        assert torch.equal(p, before[name]), name
+    # the mode is copied: a new module starts in training mode, so test eval as well
+    assert not MultiHeadAttention.from_torch(torch_mha()).training
 
 
 def test_from_torch_rejects_what_it_cannot_copy():

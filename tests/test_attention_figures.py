@@ -27,6 +27,7 @@ def test_dot_product_variance_is_d_k_unscaled_and_one_scaled(d_k):
     assert dot_product_variance(d_k) == pytest.approx(d_k, rel=0.1)
     assert dot_product_variance(d_k, scaled=True) == pytest.approx(1.0, rel=0.1)
     assert dot_product_variance(d_k, seed=3) == dot_product_variance(d_k, seed=3)
+    assert dot_product_variance(d_k, seed=3) != dot_product_variance(d_k, seed=4)  # it is used
 
 
 def test_unscaled_softmax_gradient_falls_with_d_k_and_scaled_stays():
@@ -128,4 +129,6 @@ def test_every_figure_is_fast_and_deterministic():
         again = draw()
         for a, b in zip(first.axes[0].get_lines(), again.axes[0].get_lines(), strict=True):
             assert list(a.get_ydata()) == list(b.get_ydata())
-    assert DEFAULT_D_KS[-1] == 1024
+        # by default the figures sweep d_k = 1, 4, ..., 1024, as the chapter says
+        for line in first.axes[0].get_lines():
+            assert list(line.get_xdata()) == [1, 4, 16, 64, 256, 1024] == list(DEFAULT_D_KS)

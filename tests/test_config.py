@@ -251,6 +251,7 @@ def test_readme_names_the_same_repository() -> None:
     ours += list(GIT_INSTALL.finditer(text))
     ours += list(COLAB_BADGE.finditer(text))
     clones = re.findall(r"git clone\s+(\S+)", text)
+    assert ours or clones, "README.md never names the repository"  # else the loops check nothing
     for match in ours:
         assert (match["owner"], match["repo"]) == (owner, repo), match[0]
     for clone in clones:

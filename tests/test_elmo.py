@@ -8,12 +8,6 @@ import torch
 
 from lessons.core.vocab import Vocabulary
 from lessons.elmo import (
-    BEGIN_OF_SENTENCE,
-    BEGIN_OF_WORD,
-    END_OF_SENTENCE,
-    END_OF_WORD,
-    NUM_CHARS,
-    PADDING_CHAR,
     BiLM,
     CharCNN,
     ELMo,
@@ -50,8 +44,6 @@ def test_character_ids_of_a_known_word_are_bytes_plus_one_between_markers():
     assert ids.dtype == torch.long and ids.shape == (1, 4, 7)
     assert mask.dtype == torch.bool and mask.tolist() == [[True] * 4]
     # allennlp's ELMoCharacterMapper: BOW 258, EOW 259, pad 260, <S> 256, </S> 257, all + 1
-    assert (BEGIN_OF_WORD, END_OF_WORD, PADDING_CHAR) == (259, 260, 261)
-    assert (BEGIN_OF_SENTENCE, END_OF_SENTENCE, NUM_CHARS) == (257, 258, 262)
     assert ids[0, 0].tolist() == [259, 257, 260, 261, 261, 261, 261]  # <S>
     assert ids[0, 1].tolist() == [259, 99 + 1, 97 + 1, 116 + 1, 260, 261, 261]  # c a t
     assert ids[0, 2].tolist() == [259, 0xC3 + 1, 0xA9 + 1, 260, 261, 261, 261]  # é: 2 bytes
@@ -98,15 +90,24 @@ def test_highway_starts_by_carrying_sigmoid_1_of_the_input():
         [[carry * 1 + (1 - carry) * 2.0, carry * 2, carry * -3 + (1 - carry) * 0.5]]
     )
     # written out: 0.731 x + 0.269 relu(b)
-    assert round(carry, 3) == 0.731 and round(1 - carry, 3) == 0.269
     assert torch.allclose(highway(x), expected, atol=1e-6)
     assert torch.allclose(highway(x), torch.tensor([[1.2689, 1.4621, -2.0587]]), atol=1e-4)
 
 
-def test_highway_with_zero_layers_is_the_identity_and_shapes_are_kept():
+def test_highway_with_zero_layers_is_the_identity_and_layers_are_chained():
     x = torch.randn(2, 5, 6)
     assert torch.equal(Highway(6, layers=0)(x), x)
-    assert Highway(6, layers=2)(x).shape == (2, 5, 6)
+    # two layers: the second one reads the first one's output
+    torch.manual_seed(0)
+    two = Highway(6, layers=2)
+    first, second = Highway(6, layers=1), Highway(6, layers=1)
+    with torch.no_grad():
+        for single, layer in ((first, 0), (second, 1)):
+            for name in ("transform", "gate"):
+                getattr(single, name)[0].weight.copy_(getattr(two, name)[layer].weight)
+                getattr(single, name)[0].bias.copy_(getattr(two, name)[layer].bias)
+        assert torch.allclose(two(x), second(first(x)), atol=1e-6)
+        assert not torch.allclose(two(x), first(x), atol=1e-3)
 
 
 def test_char_cnn_max_pools_over_character_positions():
@@ -261,6 +262,17 @@ def test_elmo_output_shapes_and_freezing():
     # the words' layers are the biLM's layers without <S> and </S>
     full = bilm(*character_ids(SENTENCES, max_chars=8))
     assert torch.allclose(out.layers[:, 0], full[:, 0, 1:7])
+    # a new mix weighs the layers equally, each normalised over the words of the batch
+    # only (not <S>, </S> or padding): mean 0 and variance 1 over those positions
+    words = out.mask
+    normalised = []
+    for layer in out.layers:
+        real = layer[words]
+        normalised.append((real - real.mean()) / real.std(unbiased=False))
+    expected = torch.stack(normalised).mean(0)
+    for mixed in out.mixes:
+        assert torch.allclose(mixed[words], expected, atol=1e-4)
+        assert torch.equal(mixed[~words], torch.zeros_like(mixed[~words]))  # as documented
 
 
 def test_dropout_changes_the_training_loss_but_never_the_representations():

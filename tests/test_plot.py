@@ -96,6 +96,9 @@ def test_training_curves_bad_input():
 
 
 def test_use_style_sets_a_white_background():
-    with matplotlib.rc_context():
+    # matplotlib's default is white already: start from another style, so that a
+    # use_style() that changed nothing would fail
+    with matplotlib.rc_context({"figure.facecolor": "black", "axes.spines.top": True}):
         use_style()
         assert matplotlib.rcParams["figure.facecolor"] == STYLE["figure.facecolor"] == "white"
+        assert matplotlib.rcParams["axes.spines.top"] is False

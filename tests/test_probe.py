@@ -25,8 +25,19 @@ def test_separable_classes_are_found_and_random_labels_are_not():
     noise = torch.randn(80, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     chance = cross_validate(noise, shuffled, folds=5, repeats=4)
     assert 0.3 < chance.mean < 0.7
-    assert chance.standard_error == pytest.approx((chance.mean * (1 - chance.mean) / 80) ** 0.5)
     assert "± " in str(chance) and "4 x 5-fold" in str(chance)
+
+
+def test_cross_validation_summaries_by_hand():
+    result = CrossValidation([0.6, 0.7, 0.8, 0.9], folds=2, repeats=2, examples=100)
+    assert result.mean == pytest.approx(0.75)
+    assert result.repeat_means == pytest.approx([0.65, 0.85])
+    # repeat means 0.65 and 0.85 around 0.75: sqrt((0.1² + 0.1²) / (2 - 1)) = 0.1414
+    assert result.std == pytest.approx(0.141421, abs=1e-6)
+    # binomial: sqrt(0.75 * 0.25 / 100 examples) = sqrt(0.001875) = 0.0433
+    assert result.standard_error == pytest.approx(0.0433013, abs=1e-7)
+    assert str(result) == "0.750 ± 0.043 (binomial s.e.; repeats spread 0.141; 2 x 2-fold)"
+    assert CrossValidation([0.5, 0.7], folds=2, repeats=1, examples=10).std == 0.0
 
 
 def test_cross_validation_is_deterministic_for_a_seed():

@@ -118,21 +118,33 @@ def test_greedy_writes_the_argmax_of_the_teacher_forced_model(kind):
     assert torch.equal(logits.argmax(-1), ids)
 
 
+def _before_self_attention(model, batch) -> torch.Tensor:
+    """What the model's own encoder hands its first self-attention layer."""
+    seen = []
+    hook = model.encoder_layers[0].register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    try:
+        with torch.no_grad():
+            model.encode(batch["sources"], batch["source_lengths"])
+    finally:
+        hook.remove()
+    return seen[0]
+
+
 def test_the_convolutional_encoder_does_not_depend_on_absolute_positions():
     # the convolutions see 2 x 2 characters either side: the date's characters get the
     # same vectors after 4 z's as after 8, wherever they are
     model = tiny("transformer").eval()
     date = "14/09/2023"
     batch = make_batch(["zzzz" + date, "zzzzzzzz" + date], model.vocab)
-    with torch.no_grad():
-        embedded = model.source_embedding(batch["sources"]) * 4.0  # sqrt(d_model = 16)
-        real = (batch["sources"] != 0).unsqueeze(-1).float()
-        for convolution in model.convolutions:
-            conv = convolution(embedded.transpose(1, 2)).transpose(1, 2)
-            embedded = (embedded + torch.relu(conv)) * real
+    embedded = _before_self_attention(model, batch)
+    assert embedded.shape == (2, 18, 16)
     assert torch.allclose(embedded[0, 4:14], embedded[1, 8:], atol=1e-6)
     assert not torch.allclose(embedded[0, :4], embedded[1, :4], atol=1e-3)
-    sinusoidal = tiny("transformer-sinusoidal")
+    assert embedded[0, 14:].eq(0).all()  # padding stays zero
+    # with sinusoidal positions the same characters do get different vectors
+    sinusoidal = tiny("transformer-sinusoidal").eval()
+    embedded = _before_self_attention(sinusoidal, batch)
+    assert not torch.allclose(embedded[0, 4:14], embedded[1, 8:], atol=1e-3)
     assert len(sinusoidal.convolutions) == 0 and len(model.convolutions) == 2
 
 
@@ -238,7 +250,8 @@ def test_plots_draw_the_numbers_they_are_given():
     ax = plot_attention(weights, "ab", "x")
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "</s>"]
-    assert ax.images[0].get_array().shape == (2, 2)
+    # rows: "x" and "</s>"; columns: "a" and "b"; the third row and column are cut off
+    assert ax.images[0].get_array().tolist() == [[0.5, 0.5], [0.0, 1.0]]
 
 
 def test_the_shipped_models_do_what_the_chapter_says():

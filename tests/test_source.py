@@ -13,7 +13,7 @@ def test_get_source_of_a_function_names_file_and_lines():
     view = get_source(plot.smooth)
     lines, first = inspect.getsourcelines(plot.smooth)
     assert view.name == "lessons.core.plot.smooth"
-    assert view.path == "lessons/plot.py"
+    assert view.path == "lessons/core/plot.py"
     assert (view.first_line, view.last_line) == (first, first + len(lines) - 1)
     assert view.code.startswith("def smooth(")
     assert view.code == "".join(lines).rstrip("\n")
@@ -28,12 +28,12 @@ def test_get_source_of_a_method_is_dedented():
 def test_get_source_of_a_class_and_a_module():
     assert get_source(train.History).code.startswith("@dataclass")
     module = get_source(plot)
-    assert module.first_line == 1 and module.path == "lessons/plot.py"
+    assert module.first_line == 1 and module.path == "lessons/core/plot.py"
 
 
 def test_html_is_highlighted_and_escaped():
     html = get_source(plot.smooth)._repr_html_()
-    assert "lessons/plot.py, lines" in html
+    assert "lessons/core/plot.py, lines" in html
     assert "<span" in html  # pygments highlighting
     assert "def" in html and "smooth" in html
 
@@ -41,7 +41,7 @@ def test_html_is_highlighted_and_escaped():
 def test_plain_text_outside_a_notebook(capsys):
     show_source(plot.smooth)
     out = capsys.readouterr().out
-    assert out.startswith("# lessons.core.plot.smooth — lessons/plot.py, lines ")
+    assert out.startswith("# lessons.core.plot.smooth — lessons/core/plot.py, lines ")
     assert "def smooth(" in out
 
 

@@ -104,6 +104,9 @@ def test_generators_are_deterministic_for_a_seed():
     assert date_examples(50, seed=3) == date_examples(50, seed=3)
     assert date_examples(50, seed=3) != date_examples(50, seed=4)
     assert copy_examples(20, seed=2) == copy_examples(20, seed=2)
+    assert copy_examples(20, seed=2) != copy_examples(20, seed=3)
+    assert reverse_examples(20, seed=2) == reverse_examples(20, seed=2)
+    assert reverse_examples(20, seed=2) != reverse_examples(20, seed=3)
     a, b = date_splits(300, 100, 100, seed=7), date_splits(300, 100, 100, seed=7)
     assert (a.train, a.test, a.long_test) == (b.train, b.test, b.long_test)
     assert date_splits(300, 100, 100, seed=8).train != a.train
@@ -263,6 +266,7 @@ def test_extraction_split_is_by_length_deterministic_and_without_repeats():
     )
     assert date_extraction_splits(300, 10, 10, seed=1).train != splits.train[:300]
     assert date_extraction_examples(20, seed=5) == date_extraction_examples(20, seed=5)
+    assert date_extraction_examples(20, seed=5) != date_extraction_examples(20, seed=6)
     examples = date_extraction_examples(200, seed=5, min_len=50, max_len=60)
     assert all(50 <= len(s) <= 60 for s, _ in examples)
 

@@ -220,6 +220,10 @@ def test_move_to_keeps_structure():
     moved = move_to(batch, torch.device("cpu"))
     assert isinstance(moved["a"], tuple) and isinstance(moved["a"][1], list)
     assert torch.equal(moved["a"][1][0], torch.zeros(2)) and moved["n"] == 3
+    # moving to the CPU from the CPU changes nothing; the meta device shows every tensor moves
+    on_meta = move_to(batch, torch.device("meta"))
+    assert on_meta["a"][0].device.type == on_meta["a"][1][0].device.type == "meta"
+    assert on_meta["a"][1][0].shape == (2,) and on_meta["n"] == 3
 
 
 def test_set_seed_rejects_non_integers():

@@ -88,6 +88,16 @@ def test_unigram_perplexity_of_a_uniform_corpus():
     assert unigram_perplexity(data, data, vocab_size=4) == pytest.approx(4.0)
 
 
+def test_unigram_perplexity_by_hand():
+    # a uniform corpus gives 4 whatever is counted; here the counts matter. Training
+    # targets 0, 0, 0, 1 in a vocabulary of 3: counts + 1 = 4, 2, 1, so p = 4/7, 2/7, 1/7.
+    # Test targets 0 and 2: exp(-(log 4/7 + log 1/7) / 2) = sqrt(7/4 * 7) = 3.5
+    train_targets, test_targets = torch.tensor([0, 0, 0, 1]), torch.tensor([0, 2])
+    train_data = torch.utils.data.TensorDataset(torch.zeros_like(train_targets), train_targets)
+    test_data = torch.utils.data.TensorDataset(torch.zeros_like(test_targets), test_targets)
+    assert unigram_perplexity(train_data, test_data, vocab_size=3) == pytest.approx(3.5)
+
+
 def test_bigram_model_learns_a_deterministic_language():
     # "a b c d a b c d ...": the next word is fully determined, so perplexity -> 1
     sentences = [["a", "b", "c", "d"] * 5] * 20

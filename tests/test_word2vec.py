@@ -78,10 +78,12 @@ def test_noise_distribution_is_counts_to_the_three_quarters():
 
 def test_keep_probability_matches_the_formula():
     counts = torch.tensor([500, 100, 10, 1])
-    f = counts.double() / 611
     s = 0.01
-    expected = ((torch.sqrt(f / s) + 1) * s / f).clamp(max=1)
-    assert torch.allclose(keep_probability(counts, s), expected)
+    # (sqrt(f / s) + 1) s / f = sqrt(s / f) + s / f, with s / f = 0.01 * 611 / count:
+    # 500 -> 0.01222: 0.11054 + 0.01222 = 0.12276; 100 -> 0.0611: 0.24718 + 0.0611 = 0.30828;
+    # 10 -> 0.611: 0.7817 + 0.611 > 1, kept; 1 -> 6.11, kept
+    expected = torch.tensor([0.12276, 0.30828, 1.0, 1.0], dtype=torch.float64)
+    assert torch.allclose(keep_probability(counts, s), expected, atol=1e-5)
     assert keep_probability(counts, s)[-1] == 1  # rare words are always kept
     assert torch.equal(keep_probability(counts, 0), torch.ones(4, dtype=torch.float64))
 
@@ -156,7 +158,9 @@ def test_training_separates_planted_clusters(sg, batch_size):
     assert model.wv.most_similar("cat", topn=3)[0][0] in {"dog", "cow", "horse"}
     losses = [h["loss"] for h in model.history]
     assert losses[-1] < losses[0]
-    assert len(model.history) == 5 and model.words_per_second > 0
+    assert len(model.history) == 5
+    # raw corpus words (1500 sentences of 4) times 5 epochs, per second of training
+    assert model.words_per_second == pytest.approx(1500 * 4 * 5 / model.train_seconds)
     examples, size = model.history[0]["examples"], model.history[0]["batch_size"]
     if batch_size is None:  # the default leaves a tiny corpus 100 steps per epoch
         assert size == math.ceil(examples / 100)
@@ -184,7 +188,11 @@ def test_skipgram_pairs_respect_windows_and_sentences():
     assert pairs <= full  # never across a sentence boundary, never beyond the window
     assert {(0, 1), (1, 0), (1, 2), (2, 1), (3, 4), (4, 3)} <= pairs  # distance 1 always in
     windows = model._cbow_windows(ids, sentence)
-    assert windows.shape == (5, 5) and windows[0, 0] == 0 and 4 not in windows[0]
+    assert windows.shape == (5, 5) and windows[:, 0].tolist() == [0, 1, 2, 3, 4]
+    within = {0: {1, 2}, 1: {0, 2}, 2: {0, 1}, 3: {4}, 4: {3}}  # same sentence, window 2
+    nearest = {0: {1}, 1: {0, 2}, 2: {1}, 3: {4}, 4: {3}}  # distance 1: always in
+    for centre, *context in windows.tolist():
+        assert nearest[centre] <= set(context) - {-1} <= within[centre], (centre, context)
 
 
 def test_subsampling_keeps_words_at_their_rate():

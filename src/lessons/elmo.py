@@ -583,7 +583,8 @@ class ELMo(nn.Module):
         words = mask.shape[1] - 2
         word_mask = mask[:, 2:].clone()  # word i is real iff position i + 2 (i+1 or </S>) is
         layers = layers[:, :, 1 : 1 + words] * word_mask[None, ..., None]
-        mixes = [self.dropout(mix(layers, word_mask)) for mix in self.mixes]
+        keep = word_mask[..., None].to(layers.dtype)  # a layer-normed mix is not 0 at padding
+        mixes = [self.dropout(mix(layers, word_mask)) * keep for mix in self.mixes]
         return ELMoOutput(layers, mixes, word_mask)
 
 

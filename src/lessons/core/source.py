@@ -61,9 +61,9 @@ class SourceView:
 
 
 def _display_path(file: str) -> str:
-    """``lessons/train.py`` for files of this package; the file name otherwise."""
+    """``lessons/core/train.py`` for files of this package; the file name otherwise."""
     path = Path(file).resolve()
-    package_root = Path(__file__).resolve().parent
+    package_root = Path(__file__).resolve().parent.parent  # lessons/, above lessons/core/
     if path.is_relative_to(package_root):
         return str(Path("lessons") / path.relative_to(package_root))
     return path.name
