@@ -59,8 +59,8 @@ from nltk.lm import KneserNeyInterpolated
 from nltk.lm.preprocessing import padded_everygram_pipeline
 
 from lessons.core import data
-from lessons.elmo import PRETRAINED_DIR, BiLM, perplexities
 from lessons.core.vocab import UNK, Vocabulary
+from lessons.elmo import PRETRAINED_DIR, BiLM, perplexities
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = PRETRAINED_DIR / "elmo-small.safetensors"
