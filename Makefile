@@ -1,10 +1,20 @@
 # Two commands for a fresh machine:  make book  and  make test.
-# Everything runs inside .venv, created and filled on first use.
+# Everything runs inside .venv, created and filled on first use (scripts/make-venv.sh).
+#
+#   PYTHON=python3.12  the interpreter that creates .venv (3.11, 3.12 or 3.13; checked first)
+#   TORCH=cuda         PyPI's default torch wheel, the CUDA build on Linux; the default,
+#                      TORCH=cpu, takes PyTorch's CPU-only wheel on Linux. macOS's wheel
+#                      is CPU/MPS either way. Switching rebuilds torch in the existing .venv.
+#
+# Parallel runs (make -j4 test) are safe: every target names what it needs.
 
 PYTHON ?= python3
+TORCH  ?= cpu
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Named by the torch build, so that TORCH=cuda after TORCH=cpu reinstalls torch.
+STAMP  := $(VENV)/.installed-torch-$(TORCH)
 W7     := $(VENV)/widgets7
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
@@ -21,15 +31,17 @@ test: $(STAMP) chromium lint unit widgets7 nbval book site-test
 
 env: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+$(STAMP): requirements.txt constraints.txt pyproject.toml scripts/make-venv.sh
+	@PYTHON="$(PYTHON)" TORCH="$(TORCH)" TORCH_CPU_INDEX="$(TORCH_CPU_INDEX)" \
+	    bash scripts/make-venv.sh $(VENV)
+	@rm -f $(VENV)/.installed $(VENV)/.installed-torch-*
 	@touch $@
 
 # ipywidgets 7.7.1 is what Colab ships: the widget tests run a second time with it
 # laid over the main environment (PYTHONPATH), so both major versions are tested.
+# (Made afresh: pip install --target keeps what is already there.)
 $(W7)/.installed: $(STAMP) constraints-widgets7.txt
+	@rm -rf $(W7)
 	$(BIN)/python -m pip install --quiet --no-deps --target $(W7) -r constraints-widgets7.txt
 	@touch $@
 
@@ -51,7 +63,8 @@ nbval: $(STAMP)
 	    $(BIN)/python -m pytest --nbval-lax --nbval-current-env \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q $(NOTEBOOKS)
 
-site-test: $(STAMP)
+# The browser test reads the site that `book` builds (and removes first).
+site-test: $(STAMP) chromium book
 	$(BIN)/python -m pytest -m browser -q -p no:cacheprovider
 
 execute: $(STAMP)

@@ -4,6 +4,10 @@ Usage (what ``make execute`` runs)::
 
     .venv/bin/python scripts/execute_notebooks.py notebooks/*.ipynb
 
+With ``--no-write`` the notebooks are executed and nothing is written: an error in any
+cell fails the run, while outputs that differ from the committed ones do not (what the
+CI job on Colab's versions runs).
+
 Each notebook runs top to bottom with nbclient in a fresh kernel of *this*
 interpreter (``sys.executable``, i.e. the venv's Python, whatever kernelspecs the
 machine has installed), in the notebook's own folder, with ``LESSONS_PROGRESS=off``
@@ -86,8 +90,8 @@ def _first_line(source: str) -> str:
     return lines[0][:80] if lines else ""
 
 
-def execute_notebook(path: Path, cell_timeout_s: int) -> Failure | None:
-    """Execute one notebook in place; returns the failure, or None on success."""
+def execute_notebook(path: Path, cell_timeout_s: int, write: bool = True) -> Failure | None:
+    """Execute one notebook (in place if ``write``); returns the failure, or None on success."""
     nb = nbformat.read(path, as_version=4)
     current: dict[str, int | None] = {"index": None}
 
@@ -115,9 +119,10 @@ def execute_notebook(path: Path, cell_timeout_s: int) -> Failure | None:
             detail = f"{_first_line(nb.cells[index].source)!r}: {detail}"
         return Failure(path, index, detail)
 
-    normalise(nb)
-    nbformat.validate(nb)
-    nbformat.write(nb, path)
+    if write:
+        normalise(nb)
+        nbformat.validate(nb)
+        nbformat.write(nb, path)
     return None
 
 
@@ -130,10 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_CELL_TIMEOUT_S,
         help=f"per-cell timeout in seconds (default {DEFAULT_CELL_TIMEOUT_S})",
     )
+    parser.add_argument(
+        "--no-write",
+        dest="write",
+        action="store_false",
+        help="execute only: fail on a cell's error, write nothing, compare no outputs",
+    )
     args = parser.parse_args(argv)
 
     os.environ["LESSONS_PROGRESS"] = "off"  # inherited by the kernels
-    print(f"Kernel: {sys.executable} (ipykernel), per-cell timeout {args.timeout} s")
+    mode = "" if args.write else "; executing only, nothing is written"
+    print(f"Kernel: {sys.executable} (ipykernel), per-cell timeout {args.timeout} s{mode}")
 
     failures: list[Failure] = []
     start_all = time.perf_counter()
@@ -142,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(Failure(path, None, "no such notebook"))
             continue
         start = time.perf_counter()
-        failure = execute_notebook(path, args.timeout)
+        failure = execute_notebook(path, args.timeout, args.write)
         elapsed = time.perf_counter() - start
         status = "ok" if failure is None else "FAILED"
         print(f"{status:>6}  {elapsed:7.1f} s  {path}", flush=True)
