@@ -74,6 +74,14 @@ def test_report_says_when_the_device_is_overridden(machine, monkeypatch):
     assert check_environment().device == "cpu (set by LESSONS_DEVICE)"
 
 
+def test_report_names_a_device_torch_does_not_know(monkeypatch):
+    monkeypatch.setenv("LESSONS_DEVICE", "gpu0")
+    report = check_environment()  # a report, not an exception: it is what a bug report needs
+    assert not report.ok
+    assert report.device.startswith("unknown: device: expected 'cpu', 'cuda'")
+    assert any(problem.startswith("LESSONS_DEVICE is not a device") for problem in report.problems)
+
+
 def test_report_survives_a_broken_check(monkeypatch):
     def broken():
         raise RuntimeError("disk on fire")

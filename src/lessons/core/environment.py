@@ -100,11 +100,16 @@ def check_environment() -> EnvironmentReport:
         data_ok, data_message = False, f"could not check the data: {error!r}"
     if not data_ok:
         problems.append(data_message)
-    device = default_device()
-    if os.environ.get("LESSONS_DEVICE"):
-        device_text = f"{device} (set by LESSONS_DEVICE)"
+    try:
+        device = default_device()
+    except ValueError as error:  # a LESSONS_DEVICE torch does not know
+        device_text = f"unknown: {error}"
+        problems.append(f"LESSONS_DEVICE is not a device: {error}")
     else:
-        device_text = str(device)
+        if os.environ.get("LESSONS_DEVICE"):
+            device_text = f"{device} (set by LESSONS_DEVICE)"
+        else:
+            device_text = str(device)
     return EnvironmentReport(
         python=f"{platform.python_version()} ({sys.executable})",
         platform=platform.platform(),
