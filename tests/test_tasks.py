@@ -189,7 +189,7 @@ def test_bad_inputs_name_the_argument():
         make_batch([""], vocab)
     with pytest.raises(ValueError, match="format_name: expected one of"):
         format_date(date(2023, 1, 1), "american")
-    with pytest.raises(ValueError, match="max_train_len: expected 10 to 36"):
+    with pytest.raises(ValueError, match="expected 10 <= max_train_len < max_test_len=37, got 40"):
         date_splits(max_train_len=40)
     with pytest.raises(ValueError, match="min_len: expected at most max_len=3"):
         copy_examples(5, min_len=4, max_len=3)

@@ -271,18 +271,7 @@ def date_splits(
     by length, to whichever list still needs them; a source already drawn is skipped,
     so no source occurs twice across or within the lists.
     """
-    for name, value in (
-        ("train_size", train_size),
-        ("test_size", test_size),
-        ("long_test_size", long_test_size),
-    ):
-        checks.positive_int(name, value)
-    checks.positive_int("max_train_len", max_train_len)
-    if not 10 <= max_train_len < 37:
-        raise ValueError(
-            f"max_train_len: expected 10 to 36 (sources are 10 to 37 characters long), "
-            f"got {max_train_len}"
-        )
+    _check_splits(train_size, test_size, long_test_size, max_train_len, 37, shortest=10)
     rng = random.Random(seed)
     train: list[tuple[str, str]] = []
     test: list[tuple[str, str]] = []
@@ -399,19 +388,7 @@ def date_extraction_splits(
     The lists are drawn with the seeds ``seed``, ``seed + 1`` and ``seed + 2``; a test
     source that is also a training source is skipped (and another one drawn).
     """
-    for name, value in (
-        ("train_size", train_size),
-        ("test_size", test_size),
-        ("long_test_size", long_test_size),
-    ):
-        checks.positive_int(name, value)
-    checks.positive_int("max_train_len", max_train_len)
-    checks.positive_int("max_test_len", max_test_len)
-    if not 10 <= max_train_len < max_test_len:
-        raise ValueError(
-            f"max_train_len: expected 10 <= max_train_len < max_test_len={max_test_len}, "
-            f"got {max_train_len}"
-        )
+    _check_splits(train_size, test_size, long_test_size, max_train_len, max_test_len, shortest=10)
     train = date_extraction_examples(train_size, seed, 10, max_train_len)
     seen = {source for source, _ in train}
 
@@ -480,11 +457,7 @@ def copy_splits(
     both ``train`` and ``test`` (there are only 26 strings of length 1); from length 5
     on, a repeat is unlikely (26^5 = 11.9 million strings).
     """
-    if not 1 <= max_train_len < max_test_len:
-        raise ValueError(
-            f"max_train_len: expected 1 <= max_train_len < max_test_len={max_test_len}, "
-            f"got {max_train_len}"
-        )
+    _check_splits(train_size, test_size, long_test_size, max_train_len, max_test_len, shortest=1)
     letters = "abcdefghijklmnopqrstuvwxyz"
     return LengthSplits(
         copy_examples(train_size, seed, 1, max_train_len, letters),
@@ -579,6 +552,30 @@ def _pad(rows: list[list[int]], pad_id: int) -> torch.Tensor:
     for i, row in enumerate(rows):
         out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     return out
+
+
+def _check_splits(
+    train_size: object,
+    test_size: object,
+    long_test_size: object,
+    max_train_len: object,
+    max_test_len: object,
+    shortest: int,
+) -> None:
+    """Positive sizes, and ``shortest <= max_train_len < max_test_len``."""
+    for name, value in (
+        ("train_size", train_size),
+        ("test_size", test_size),
+        ("long_test_size", long_test_size),
+        ("max_train_len", max_train_len),
+        ("max_test_len", max_test_len),
+    ):
+        checks.positive_int(name, value)
+    if not shortest <= max_train_len < max_test_len:
+        raise ValueError(
+            f"max_train_len: expected {shortest} <= max_train_len < max_test_len="
+            f"{max_test_len}, got {max_train_len}"
+        )
 
 
 def _check_length_range(
