@@ -59,7 +59,9 @@ widgets7: $(W7)/.installed
 	PYTHONPATH=$(CURDIR)/$(W7) $(BIN)/python -m pytest -m widgets7 -q -p no:cacheprovider
 
 nbval: $(STAMP)
-	LESSONS_PROGRESS=off LESSONS_DATA_DIR=$(CURDIR)/_build/test-cache \
+	@mkdir -p _build/test-cache && rm -f _build/test-cache/progress.json
+	LESSONS_PROGRESS_FILE=$(CURDIR)/_build/test-cache/progress.json \
+	    LESSONS_DATA_DIR=$(CURDIR)/_build/test-cache \
 	    $(BIN)/python -m pytest --nbval-lax --nbval-current-env \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q $(NOTEBOOKS)
 

@@ -10,9 +10,11 @@ CI job on Colab's versions runs).
 
 Each notebook runs top to bottom with nbclient in a fresh kernel of *this*
 interpreter (``sys.executable``, i.e. the venv's Python, whatever kernelspecs the
-machine has installed), in the notebook's own folder, with ``LESSONS_PROGRESS=off``
-so that exercise progress is not recorded. Widget state is stored in the notebook
-so that the site can render the widgets. Seeding is the notebooks' own job.
+machine has installed), in the notebook's own folder. Each notebook records the
+exercises it passes in a progress file of its own, in a temporary folder, so that the
+page shows what a reader sees and nothing is written to the user's real progress.
+Widget state is stored in the notebook so that the site can render the widgets.
+Seeding is the notebooks' own job.
 
 After a successful run the notebook is normalised (kernelspec ``python3``, no
 per-cell ``execution`` timing metadata) and written back with its outputs; all
@@ -28,6 +30,7 @@ import argparse
 import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    os.environ["LESSONS_PROGRESS"] = "off"  # inherited by the kernels
+    os.environ.pop("LESSONS_PROGRESS", None)  # progress on, in a throwaway file (below)
+    scratch = tempfile.TemporaryDirectory(prefix="lessons-progress-")
     mode = "" if args.write else "; executing only, nothing is written"
     print(f"Kernel: {sys.executable} (ipykernel), per-cell timeout {args.timeout} s{mode}")
 
@@ -153,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             failures.append(Failure(path, None, "no such notebook"))
             continue
+        # inherited by this notebook's kernel: a fresh progress file per notebook
+        os.environ["LESSONS_PROGRESS_FILE"] = str(Path(scratch.name) / f"{path.stem}.json")
         start = time.perf_counter()
         failure = execute_notebook(path, args.timeout, args.write)
         elapsed = time.perf_counter() - start
@@ -161,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         if failure is not None:
             failures.append(failure)
 
+    scratch.cleanup()
     total = time.perf_counter() - start_all
     print(f"{len(args.notebooks)} notebook(s) in {total:.1f} s, {len(failures)} failed")
     for failure in failures:

@@ -73,12 +73,16 @@ class Progress:
     path: Path | None
 
     def __repr__(self) -> str:
+        """One line per exercise, ✓ for passed; where the file is and when each exercise
+        was passed are in ``path`` and ``passed``."""
         if self.path is None:
-            return "Progress tracking is off (LESSONS_PROGRESS=off)."
-        lines = [f"Passed {len(self.passed)} of {len(self.exercises)} exercises ({self.path}):"]
+            return (
+                "Progress tracking is off (LESSONS_PROGRESS=off): passed exercises are not "
+                "remembered."
+            )
+        lines = [f"Passed {len(self.passed)} of {len(self.exercises)} exercises:"]
         for exercise_id in self.exercises:
-            when = self.passed.get(exercise_id)
-            lines.append(f"  {'✓' if when else '·'} {exercise_id}" + (f"  {when}" if when else ""))
+            lines.append(f"  {'✓' if exercise_id in self.passed else '·'} {exercise_id}")
         return "\n".join(lines)
 
 
