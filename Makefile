@@ -62,7 +62,8 @@ nbval: $(STAMP)
 	@mkdir -p _build/test-cache && rm -f _build/test-cache/progress.json
 	LESSONS_PROGRESS_FILE=$(CURDIR)/_build/test-cache/progress.json \
 	    LESSONS_DATA_DIR=$(CURDIR)/_build/test-cache \
-	    $(BIN)/python -m pytest --nbval-lax --nbval-current-env \
+	    PYTHONPATH=$(CURDIR)/tests $(BIN)/python -m pytest -p nbval_patience \
+	    --nbval-lax --nbval-current-env \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q $(NOTEBOOKS)
 
 # The browser test reads the site that `book` builds (and removes first).

@@ -17,6 +17,7 @@ one reports a broken notebook built in memory.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -431,3 +432,19 @@ def test_sanitize_file_keeps_real_numbers() -> None:
         sanitize("loss 0.123, accuracy 97.5%, 12 samples")
         == "loss 0.123, accuracy 97.5%, 12 samples"
     )
+
+
+def test_the_notebook_stage_waits_for_outputs_on_a_busy_machine() -> None:
+    """`make nbval` loads tests/nbval_patience.py: nbval's 5-second wait becomes longer."""
+    import importlib
+
+    import nbval.plugin
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        patience = importlib.import_module("nbval_patience")
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    assert nbval.plugin.IPyNbCell.__init__ is patience._patient_init
+    assert patience.OUTPUT_TIMEOUT_S >= 60
+    assert "-p nbval_patience" in (ROOT / "Makefile").read_text(encoding="utf-8")
