@@ -7,17 +7,21 @@ Run from the repository root::
 
 Parity: the largest absolute difference between `lessons.attention` and PyTorch on the
 same random inputs (the same weights for multi-head attention, copied with
-`MultiHeadAttention.from_torch`): ``scaled_dot_product_attention`` against
-``F.scaled_dot_product_attention`` and `MultiHeadAttention` against
-``nn.MultiheadAttention``, without a mask, with a padding mask, with a causal mask and
-with both, in float64 and float32. For multi-head attention the weights are compared
-too (ours per head against ``average_attn_weights=False``); for
-``scaled_dot_product_attention`` both of our paths (``need_weights`` True and False).
+`MultiHeadAttention.from_torch`): ``scaled_dot_product_attention`` and
+``tiled_attention`` against ``F.scaled_dot_product_attention``, and `MultiHeadAttention`
+against ``nn.MultiheadAttention``, without a mask, with a padding mask, with a causal
+mask and with both, in float64 and float32. For multi-head attention the weights are
+compared too (ours per head against ``average_attn_weights=False``); for
+``scaled_dot_product_attention`` both of our paths (``need_weights`` True and False);
+``tiled_attention`` with blocks of 4 keys (11 keys: two full blocks and a partial one).
 
 Speed: forward passes of self-attention on random float32 inputs of shape (batch 8,
 length 512, d_model 256) with 8 heads, in eval mode under ``torch.no_grad()``. Each
 repeat times every contender once, in an order that alternates from repeat to repeat,
 after warm-up runs; the table gives the median and the ratio ours / PyTorch.
+
+Besides the report, the numbers are saved with `lessons.core.results.save_results` as
+``attention`` (``src/lessons/results/attention.json``), where chapter 3 reads them.
 
 What PyTorch runs here: in eval mode under ``torch.no_grad()``, with batch_first=True and
 query, key and value the same tensor, ``nn.MultiheadAttention`` takes its "fast path",
@@ -32,6 +36,7 @@ the scores; with ``need_weights=False`` it normalises at the end and in place (s
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -49,7 +54,9 @@ from lessons.attention import (
     causal_mask,
     padding_mask,
     scaled_dot_product_attention,
+    tiled_attention,
 )
+from lessons.core.results import save_results
 
 ROOT = Path(__file__).resolve().parent.parent
 MASKS = ("none", "padding", "causal", "padding + causal")
@@ -67,19 +74,32 @@ def _masks(kind: str, lengths: list[int], q_len: int, k_len: int) -> torch.Tenso
     return mask
 
 
-def sdpa_parity(dtype: torch.dtype, mask_kind: str, seed: int = 0) -> float:
-    """Largest |ours - F.scaled_dot_product_attention| on (batch 3, heads 4, 9 x 11, d 16),
-    with and without ``need_weights``."""
+def _sdpa_inputs(dtype: torch.dtype, mask_kind: str, seed: int) -> tuple:
+    """(q, k, v, mask): batch 3, heads 4, 9 queries, 11 keys, d_k 16, d_v 8."""
     g = torch.Generator().manual_seed(seed)
     q = torch.randn(3, 4, 9, 16, generator=g, dtype=dtype)
     k = torch.randn(3, 4, 11, 16, generator=g, dtype=dtype)
     v = torch.randn(3, 4, 11, 8, generator=g, dtype=dtype)
     mask = _masks(mask_kind, [11, 7, 3], 9, 11)
-    mask = None if mask is None else mask.unsqueeze(1)
+    return q, k, v, None if mask is None else mask.unsqueeze(1)
+
+
+def sdpa_parity(dtype: torch.dtype, mask_kind: str, seed: int = 0) -> float:
+    """Largest |ours - F.scaled_dot_product_attention| on (batch 3, heads 4, 9 x 11, d 16),
+    with and without ``need_weights``."""
+    q, k, v, mask = _sdpa_inputs(dtype, mask_kind, seed)
     theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     ours, _ = scaled_dot_product_attention(q, k, v, mask)
     ours_without_weights, _ = scaled_dot_product_attention(q, k, v, mask, need_weights=False)
     return max((o - theirs).abs().max().item() for o in (ours, ours_without_weights))
+
+
+def tiled_parity(dtype: torch.dtype, mask_kind: str, seed: int = 0) -> float:
+    """Largest |tiled_attention - F.scaled_dot_product_attention|, same inputs as
+    `sdpa_parity`, blocks of 4 keys."""
+    q, k, v, mask = _sdpa_inputs(dtype, mask_kind, seed)
+    theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return (tiled_attention(q, k, v, mask, block_size=4) - theirs).abs().max().item()
 
 
 def mha_parity(dtype: torch.dtype, mask_kind: str, batch_first: bool, seed: int = 0) -> float:
@@ -124,6 +144,8 @@ def parity_rows() -> list[tuple[str, str, str, float]]:
             rows.append(
                 ("scaled_dot_product_attention", mask_kind, name, sdpa_parity(dtype, mask_kind))
             )
+        for mask_kind in MASKS:
+            rows.append(("tiled_attention", mask_kind, name, tiled_parity(dtype, mask_kind)))
         for batch_first in (True, False):
             for mask_kind in MASKS:
                 error = mha_parity(dtype, mask_kind, batch_first)
@@ -183,9 +205,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "attention.txt")
-    parser.add_argument("--note", default="", help="a line about the machine, e.g. shared")
+    parser.add_argument("--note", default="", help="a line about the conditions, e.g. the load")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    load_average = os.getloadavg()[0]
     sizes = dict(batch=2, length=64, d_model=64, heads=4) if args.quick else {}
     repeats = 3 if args.quick else args.repeats
 
@@ -196,12 +219,14 @@ def main(argv: list[str] | None = None) -> str:
     def ratio(ours: str, theirs: str) -> str:
         return f"{times[ours] / times[theirs]:.2f}x"
 
+    command = f"bench/attention.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip()
     lines = [
         "Attention from scratch against PyTorch: parity and CPU speed",
         f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"command: .venv/bin/python bench/attention.py {' '.join(argv or sys.argv[1:])}".rstrip(),
+        f"command: .venv/bin/python {command}",
         f"python {platform.python_version()}, torch {torch.__version__}, "
-        f"{platform.machine()}, {torch.get_num_threads()} threads",
+        f"{platform.machine()}, {torch.get_num_threads()} threads, load average at the "
+        f"start {load_average:.1f}",
     ]
     if args.note:
         lines.append(f"note: {args.note}")
@@ -231,7 +256,37 @@ def main(argv: list[str] | None = None) -> str:
     if not args.quick:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report, encoding="utf-8")
+        record = results_record(rows, times, shape, repeats, load_average)
+        save_results("attention", record, command=command)
     return report
+
+
+def results_record(
+    rows: list[tuple[str, str, str, float]],
+    times: dict[str, float],
+    shape: dict[str, int],
+    repeats: int,
+    load_average: float,
+) -> dict[str, object]:
+    """What chapter 3 quotes: the largest parity error of each function and dtype (over
+    the four masks, with the mask where it occurs), every row, and the speed table."""
+    largest: dict[str, dict[str, dict[str, object]]] = {}
+    for function, mask, dtype, error in rows:
+        family = function.split(" (")[0]  # both batch_first settings of MultiHeadAttention
+        best = largest.setdefault(family, {}).get(dtype)
+        if best is None or error > best["error"]:
+            largest[family][dtype] = {"error": error, "mask": mask}
+    return {
+        "largest_parity_error": largest,
+        "parity": [{"function": f, "mask": m, "dtype": d, "error": e} for f, m, d, e in rows],
+        "speed": {
+            "shape": shape,
+            "threads": torch.get_num_threads(),
+            "repeats": repeats,
+            "load_average": round(load_average, 2),
+            "median_ms": {name: round(seconds * 1e3, 2) for name, seconds in times.items()},
+        },
+    }
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Attention from scratch: the scores, masks, scaled dot-product and multi-head attention,
-checked value by value against PyTorch, and every bad input."""
+"""Attention from scratch: the scores, kernel regression, masks, scaled dot-product, tiled
+and multi-head attention, checked value by value against PyTorch, and every bad input."""
 
 import math
 
@@ -16,14 +16,16 @@ from lessons.attention import (
     MultiHeadAttention,
     ScaledDotScore,
     causal_mask,
+    kernel_regression,
     masked_softmax,
     merge_heads,
     padding_mask,
     scaled_dot_product_attention,
     split_heads,
+    tiled_attention,
 )
 from lessons.exercises import quiz
-from lessons.figures.attention import dot_product_variance
+from lessons.figures.attention import attention_gradients, dot_product_variance
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 DTYPES = [torch.float64, torch.float32]
@@ -340,6 +342,143 @@ def test_scaled_dot_product_attention_rejects_mixed_dtypes_and_bad_dropout():
         scaled_dot_product_attention(q, k, v, dropout_p=1.0)
 
 
+# --------------------------------------------------------------------------- kernel regression
+
+
+def test_kernel_regression_is_the_normalised_gaussian_kernel_written_out():
+    keys, values = randn(7, seed=1), randn(7, seed=2)
+    queries = torch.tensor([-1.0, 0.2, 3.0], dtype=torch.float64)
+    predictions, weights = kernel_regression(queries, keys, values, bandwidth=0.7)
+    for i, x in enumerate(queries.tolist()):
+        kernel = [math.exp(-((x - k) ** 2) / (2 * 0.7**2)) for k in keys.tolist()]
+        expected = sum(w * y for w, y in zip(kernel, values.tolist(), strict=True)) / sum(kernel)
+        assert predictions[i].item() == pytest.approx(expected, rel=1e-12)
+        assert weights[i].tolist() == pytest.approx([w / sum(kernel) for w in kernel], rel=1e-12)
+
+
+def test_kernel_regression_goes_from_nearest_neighbour_to_the_mean():
+    keys = torch.tensor([0.0, 1.0, 2.0, 4.0], dtype=torch.float64)
+    values = torch.tensor([3.0, -1.0, 5.0, 2.0], dtype=torch.float64)
+    queries = torch.tensor([0.9, 3.6], dtype=torch.float64)
+    narrow, _ = kernel_regression(queries, keys, values, bandwidth=0.01)
+    wide, _ = kernel_regression(queries, keys, values, bandwidth=1e4)
+    assert narrow.tolist() == pytest.approx([-1.0, 2.0])  # the values of keys 1 and 4
+    assert wide.tolist() == pytest.approx([values.mean().item()] * 2, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((torch.zeros(2), torch.zeros(3), torch.zeros(2), 1.0), ValueError, "one value per key"),
+        ((torch.zeros(2, 1), torch.zeros(3), torch.zeros(3), 1.0), ValueError, "queries"),
+        ((torch.zeros(2), torch.zeros(3), torch.zeros(3), 0.0), ValueError, "bandwidth"),
+        ((torch.zeros(2).double(), torch.zeros(3), torch.zeros(3), 1.0), TypeError, "one dtype"),
+    ],
+)
+def test_kernel_regression_explains_bad_inputs(args, error, message):
+    with pytest.raises(error, match=message):
+        kernel_regression(*args)
+
+
+# --------------------------------------------------------------------------- tiled attention
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("block_size", [1, 3, 4, 11, 64])
+def test_tiled_attention_matches_pytorch_and_ours_with_every_mask(dtype, block_size):
+    q = randn(2, 3, 9, 8, seed=1, dtype=dtype)
+    k = randn(2, 3, 11, 8, seed=2, dtype=dtype)
+    v = randn(2, 3, 11, 5, seed=3, dtype=dtype)
+    causal = causal_mask(9, 11)
+    padding = padding_mask([11, 4], 11)[:, None]  # (batch, 1, 1, k_len)
+    for mask in (None, causal, padding, padding & causal):
+        tiled = tiled_attention(q, k, v, mask, block_size=block_size)
+        theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        assert tiled.shape == (2, 3, 9, 5) and tiled.dtype == dtype
+        assert max_error(tiled, theirs) < TOLERANCE[dtype]
+
+
+def test_tiled_attention_handles_a_query_masked_in_every_block():
+    q, k, v = randn(1, 3, 4, seed=1), randn(1, 10, 4, seed=2), randn(1, 10, 2, seed=3)
+    mask = torch.rand(1, 3, 10, generator=torch.Generator().manual_seed(5)) > 0.5
+    mask[0, 1] = False  # the second query may attend nothing
+    mask[0, 2, :4] = False  # the third nothing in its first block
+    mask[0, 2, 4] = True
+    tiled = tiled_attention(q, k, v, mask, block_size=4)
+    ours, _ = scaled_dot_product_attention(q, k, v, mask)
+    assert tiled[0, 1].tolist() == [0.0, 0.0]
+    assert max_error(tiled, ours) < 1e-12
+
+
+def test_tiled_attention_survives_scores_that_overflow_a_naive_exp():
+    q, k, v = 100 * randn(1, 4, 8, seed=1), 100 * randn(1, 9, 8, seed=2), randn(1, 9, 3, seed=3)
+    tiled = tiled_attention(q, k, v, block_size=2)
+    assert torch.isfinite(tiled).all()
+    assert max_error(tiled, F.scaled_dot_product_attention(q, k, v)) < 1e-10
+
+
+def test_tiled_attention_passes_gradcheck():
+    q = randn(2, 3, 4, seed=1, requires_grad=True)
+    k = randn(2, 5, 4, seed=2, requires_grad=True)
+    v = randn(2, 5, 3, seed=3, requires_grad=True)
+    mask = padding_mask([5, 3])
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: tiled_attention(q, k, v, mask, block_size=2), (q, k, v)
+    )
+
+
+def test_tiled_attention_never_scores_more_than_one_block_at_a_time():
+    q, k, v = randn(2, 6, 4, seed=1), randn(2, 10, 4, seed=2), randn(2, 10, 3, seed=3)
+    widths = []
+
+    class Spy(torch.Tensor):  # records the shape of every matrix product's result
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            result = super().__torch_function__(func, types, args, kwargs or {})
+            if getattr(func, "__name__", "") == "matmul":
+                widths.append(result.shape[-1])
+            return result
+
+    tiled_attention(q.as_subclass(Spy), k.as_subclass(Spy), v.as_subclass(Spy), block_size=4)
+    # scores (..., 6, 4), (..., 6, 4), (..., 6, 2) and outputs (..., 6, 3) for each block
+    assert sorted(widths) == [2, 3, 3, 3, 4, 4]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: tiled_attention(*(torch.randn(2, 3, 4),) * 3, block_size=0), ValueError, "block"),
+        (
+            lambda: tiled_attention(
+                torch.randn(2, 3, 4), torch.randn(2, 5, 6), torch.randn(2, 5, 3)
+            ),
+            ValueError,
+            "one size d_k",
+        ),
+        (
+            lambda: tiled_attention(
+                torch.randn(2, 3, 4), torch.randn(3, 5, 4), torch.randn(3, 5, 3)
+            ),
+            ValueError,
+            "leading dimensions",
+        ),
+        (
+            lambda: tiled_attention(*(torch.randn(2, 3, 4),) * 2, torch.randn(2, 3, 4).double()),
+            TypeError,
+            "one dtype",
+        ),
+        (
+            lambda: tiled_attention(*(torch.randn(2, 3, 4),) * 3, torch.ones(4, 3).bool()),
+            ValueError,
+            "broadcasts to the scores",
+        ),
+    ],
+)
+def test_tiled_attention_explains_bad_inputs(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
 # --------------------------------------------------------------------------- multi-head
 
 
@@ -579,3 +718,21 @@ def test_quiz_has_numeric_and_multiple_choice_questions():
     correct = next(a for a in variance["answers"] if a.get("correct"))
     assert correct["value"] == 64
     assert abs(dot_product_variance(64) - 64) < 0.1 * 64  # what the figure measures
+
+
+def test_quiz_answers_agree_with_the_measurements_and_the_online_softmax():
+    questions = quiz.questions("attention")
+    gradient = next(q for q in questions if "gradient that reaches a query" in q["question"])
+    correct = next(a for a in gradient["answers"] if a["correct"])
+    assert "Almost nothing for most queries" in correct["answer"]
+    unscaled = attention_gradients(1024, exponent=0.0)  # what section 4 measures
+    assert unscaled.query.median() < 1e-2 and unscaled.query.mean() > 100 * unscaled.query.median()
+    online = next(q for q in questions if "online softmax" in q["question"])
+    correct = next(a for a in online["answers"] if a.get("correct"))
+    # the running sum after rescaling equals the sum taken from scratch with the new maximum
+    seen = torch.tensor([2.0, 1.2, 0.7], dtype=torch.float64)
+    running = torch.exp(seen - 2).sum()
+    assert (running * correct["value"]).item() == pytest.approx(
+        torch.exp(seen - 3).sum().item(), rel=1e-3
+    )
+    assert not any("(2, 0)" in q["question"] for q in questions)  # the practice page's question

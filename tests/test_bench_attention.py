@@ -22,6 +22,7 @@ def bench():
 def test_parity_errors_are_below_tolerance(bench, dtype):
     for mask in bench.MASKS:
         assert bench.sdpa_parity(dtype, mask) < TOLERANCE[dtype]
+        assert bench.tiled_parity(dtype, mask) < TOLERANCE[dtype]
         for batch_first in (True, False):
             assert bench.mha_parity(dtype, mask, batch_first) < TOLERANCE[dtype]
 
@@ -37,8 +38,9 @@ def test_quick_run_reports_every_row_and_writes_nothing(bench, tmp_path):
     output = tmp_path / "attention.txt"
     report = bench.main(["--quick", "--output", str(output)])
     assert not output.exists()
-    rows = [line for line in report.splitlines() if line.startswith(("scaled_dot", "MultiHead"))]
-    assert len(rows) == 2 * 3 * len(bench.MASKS)
+    starts = ("scaled_dot", "tiled", "MultiHead")
+    rows = [line for line in report.splitlines() if line.startswith(starts)]
+    assert len(rows) == 2 * 4 * len(bench.MASKS)
     assert all(float(line.split()[-1]) < 1e-5 for line in rows)
     assert "MHA, both need_weights=False:" in report
     ratios = [line for line in report.splitlines() if line.rstrip().endswith("x")]
@@ -53,3 +55,22 @@ def test_median_times_runs_every_contender_equally_often(bench):
 
     times = bench.median_times({n: (lambda n=n: count(n)) for n in calls}, repeats=3, warmup=1)
     assert calls == {"a": 4, "b": 4} and set(times) == {"a", "b"}
+
+
+def test_results_record_keeps_the_largest_error_of_each_function_and_dtype(bench):
+    rows = [
+        ("scaled_dot_product_attention", "none", "float32", 2.0e-7),
+        ("scaled_dot_product_attention", "causal", "float32", 3.0e-7),
+        ("MultiHeadAttention (batch_first=True)", "padding", "float32", 1.0e-7),
+        ("MultiHeadAttention (batch_first=False)", "none", "float32", 4.0e-7),
+        ("MultiHeadAttention (batch_first=True)", "none", "float64", 1.0e-15),
+    ]
+    times = {"ours": 0.5, "theirs": 0.25}
+    record = bench.results_record(rows, times, {"batch": 8}, repeats=3, load_average=1.5)
+    largest = record["largest_parity_error"]
+    assert largest["scaled_dot_product_attention"]["float32"] == {"error": 3.0e-7, "mask": "causal"}
+    assert largest["MultiHeadAttention"]["float32"] == {"error": 4.0e-7, "mask": "none"}
+    assert largest["MultiHeadAttention"]["float64"]["error"] == 1.0e-15
+    assert len(record["parity"]) == len(rows)
+    assert record["speed"]["median_ms"] == {"ours": 500.0, "theirs": 250.0}
+    assert record["speed"]["load_average"] == 1.5

@@ -37,13 +37,22 @@ torch.set_num_threads(1)
 
 SOURCES = ["14 Sep 2023", "Thursday, the 14th of Sep 2023", "1/2"]
 NONE_GAP = 0.05  # how far below the attention model the model without it must be
-KINDS = [None, "additive", "dot", "general", "transformer", "transformer-sinusoidal"]
+KINDS = [
+    None,
+    "additive",
+    "dot",
+    "general",
+    "transformer",
+    "transformer-sinusoidal",
+    "transformer-convolution+sinusoidal",
+]
 
 
 def tiny(kind: str | None, seed: int = 0, **changes) -> RNNSeq2Seq | TransformerSeq2Seq:
     torch.manual_seed(seed)
-    if kind == "transformer-sinusoidal":
-        kind, changes = "transformer", {"source_positions": "sinusoidal", **changes}
+    if kind is not None and kind.startswith("transformer-"):
+        positions = kind.removeprefix("transformer-")
+        kind, changes = "transformer", {"source_positions": positions, **changes}
     if kind == "transformer":
         return TransformerSeq2Seq(**{"d_model": 16, "num_heads": 2, "ff_dim": 24, **changes})
     return RNNSeq2Seq(attention=kind, **{"embedding_dim": 8, "hidden_dim": 12, **changes})
@@ -148,6 +157,27 @@ def test_the_convolutional_encoder_does_not_depend_on_absolute_positions():
     assert len(sinusoidal.convolutions) == 0 and len(model.convolutions) == 2
 
 
+def test_convolution_plus_sinusoidal_differs_from_convolution_only_by_the_positions():
+    convolution = tiny("transformer").eval()
+    both = tiny("transformer-convolution+sinusoidal").eval()
+    # the same parameters, and under the same seed the same initial values
+    assert both.state_dict().keys() == convolution.state_dict().keys()
+    for name, value in convolution.state_dict().items():
+        assert torch.equal(both.state_dict()[name], value), name
+    date = "14/09/2023"
+    batch = make_batch(["zzzz" + date, "zzzzzzzz" + date], both.vocab)
+    embedded = _before_self_attention(both, batch)
+    assert not torch.allclose(embedded[0, 4:14], embedded[1, 8:], atol=1e-3)  # positions count
+    plain = both.source_embedding(batch["sources"]) * 4  # sqrt(d_model = 16)
+    positions = sinusoidal_positions(18, 16)
+    real = batch["sources"][..., None] != 0
+    expected = (plain + positions) * real  # padding is 0 before the convolutions ...
+    for convolution_layer in both.convolutions:  # ... and after each one
+        step = torch.relu(convolution_layer(expected.transpose(1, 2)).transpose(1, 2))
+        expected = (expected + step) * real
+    assert torch.allclose(embedded, expected, atol=1e-5)
+
+
 def test_sinusoidal_positions():
     table = sinusoidal_positions(50, 8)
     assert table.shape == (50, 8)
@@ -231,27 +261,22 @@ def test_bad_inputs_name_the_argument():
         TransformerSeq2Seq(d_model=16, num_heads=3)
     with pytest.raises(
         ValueError,
-        match="source_positions: expected one of 'convolution', 'sinusoidal'; got 'learned'",
+        match="source_positions: expected one of 'convolution', 'sinusoidal', "
+        "'convolution\\+sinusoidal'; got 'learned'",
     ):
         TransformerSeq2Seq(source_positions="learned")
 
 
-def test_plots_draw_the_numbers_they_are_given():
+def test_accuracy_plot_draws_the_numbers_it_is_given():
     import matplotlib
 
     matplotlib.use("Agg")
-    from lessons.figures.attention import plot_accuracy_by_length, plot_attention
+    from lessons.figures.attention import plot_accuracy_by_length
 
     results = {"none": {10: (1.0, 5), 31: (0.25, 4)}, "additive": {10: (1.0, 5), 31: (1.0, 4)}}
     ax = plot_accuracy_by_length(results, max_train_len=30)
     lines = [line for line in ax.get_lines() if line.get_label() in results]
     assert [list(line.get_ydata()) for line in lines] == [[100.0, 25.0], [100.0, 100.0]]
-    weights = torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    ax = plot_attention(weights, "ab", "x")
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "</s>"]
-    # rows: "x" and "</s>"; columns: "a" and "b"; the third row and column are cut off
-    assert ax.images[0].get_array().tolist() == [[0.5, 0.5], [0.0, 1.0]]
 
 
 def test_the_shipped_models_do_what_the_chapter_says():
@@ -273,6 +298,26 @@ def test_the_shipped_models_do_what_the_chapter_says():
         predictions = predict(load_pretrained(name), [s for s, _ in copies], max_len=32)
         scores[name] = exact_match(predictions, [t for _, t in copies])
     assert scores["copy-none"] < 0.1 and scores["copy-additive"] > 0.9  # the bottleneck
+
+
+def test_the_shipped_position_models_compare_like_with_like():
+    # extract-transformer-convolution-sinusoidal: extract-transformer with sinusoidal
+    # positions added, nothing else changed; the chapter compares the two
+    paths = {
+        name: pretrained_path(name)
+        for name in ("extract-transformer", "extract-transformer-convolution-sinusoidal")
+    }
+    models = {name: load_pretrained(name) for name in paths}
+    notes = {name: checkpoint_notes(path) for name, path in paths.items()}
+    same = ("epochs", "lr", "batch_size", "seed", "train_examples", "steps")
+    first, second = notes.values()
+    assert {k: first[k] for k in same} == {k: second[k] for k in same}
+    configs = [dict(model.config) for model in models.values()]
+    assert configs[0].pop("source_positions") == "convolution"
+    assert configs[1].pop("source_positions") == "convolution+sinusoidal"
+    assert configs[0] == configs[1]
+    counts = [sum(p.numel() for p in model.parameters()) for model in models.values()]
+    assert counts[0] == counts[1]
 
 
 def test_load_pretrained_names_the_shipped_models():

@@ -11,10 +11,14 @@ The pieces, in the order the data flows through them::
 
 Score functions, oldest first: `AdditiveScore` (Bahdanau et al., 2015, "concat" in Luong
 et al.), `DotScore` and `GeneralScore` (Luong et al., 2015) and `ScaledDotScore`
-(Vaswani et al., 2017). `scaled_dot_product_attention` is the last one with the softmax
-and the weighted average, as ``torch.nn.functional.scaled_dot_product_attention``;
-`MultiHeadAttention` runs several of them side by side on learned projections, as
-``torch.nn.MultiheadAttention`` (and `MultiHeadAttention.from_torch` copies one).
+(Vaswani et al., 2017). `kernel_regression` is the oldest attention of all, Nadaraya and
+Watson's (1964), with a fixed Gaussian score. `scaled_dot_product_attention` is the
+Transformer's score with the softmax and the weighted average, as
+``torch.nn.functional.scaled_dot_product_attention``; `tiled_attention` computes the same
+output one block of keys at a time with an online softmax, the core of FlashAttention
+(Dao et al., 2022). `MultiHeadAttention` runs several attentions side by side on learned
+projections, as ``torch.nn.MultiheadAttention`` (and `MultiHeadAttention.from_torch`
+copies one).
 
 One mask convention throughout: a **bool** tensor, **True where attention is allowed**,
 as the boolean ``attn_mask`` of ``F.scaled_dot_product_attention``. Beware:
@@ -39,11 +43,13 @@ __all__ = [
     "MultiHeadAttention",
     "ScaledDotScore",
     "causal_mask",
+    "kernel_regression",
     "merge_heads",
     "masked_softmax",
     "padding_mask",
     "scaled_dot_product_attention",
     "split_heads",
+    "tiled_attention",
 ]
 
 
@@ -58,7 +64,7 @@ class DotScore(nn.Module):
     ``forward(query, keys)``: query ``(batch, q_len, d)``, keys ``(batch, k_len, d)``
     -> scores ``(batch, q_len, k_len)``. Query and keys need the same size ``d``.
 
-    Used in: notebooks/03_attention.ipynb, section 2.
+    Used in: notebooks/03_attention.ipynb, sections 2 and 3.
     """
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -89,7 +95,7 @@ class GeneralScore(nn.Module):
     ``forward(query, keys)``: query ``(batch, q_len, query_dim)``, keys
     ``(batch, k_len, key_dim)`` -> scores ``(batch, q_len, k_len)``.
 
-    Used in: notebooks/03_attention.ipynb, section 2.
+    Used in: notebooks/03_attention.ipynb, sections 2 and 3.
     """
 
     def __init__(self, query_dim: int, key_dim: int):
@@ -113,7 +119,13 @@ class AdditiveScore(nn.Module):
     Shapes as `GeneralScore`; the intermediate ``(batch, q_len, k_len, hidden_dim)``
     tensor makes it the most memory-hungry of the scores.
 
-    Used in: notebooks/03_attention.ipynb, section 2.
+    It needs no ``1 / sqrt(d_k)``: each sum over the query's or the key's features goes
+    through a learned matrix that PyTorch initialises with variance ``1 / (3 * fan_in)``,
+    the ``tanh`` bounds every hidden unit in (-1, 1) and ``v`` starts with variance
+    ``1 / (3 * hidden_dim)``, so the scores start with the same small variance for every
+    size (measured in section 4).
+
+    Used in: notebooks/03_attention.ipynb, sections 2, 3 and 4.
     """
 
     def __init__(self, query_dim: int, key_dim: int, hidden_dim: int):
@@ -130,6 +142,41 @@ class AdditiveScore(nn.Module):
         q = self.query_proj(query).unsqueeze(2)  # (batch, q_len, 1, hidden)
         k = self.key_proj(keys).unsqueeze(1)  # (batch, 1, k_len, hidden)
         return self.v(torch.tanh(q + k)).squeeze(-1)  # (batch, q_len, k_len)
+
+
+def kernel_regression(
+    queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bandwidth: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nadaraya-Watson kernel regression (1964), attention with a fixed score.
+
+    The prediction at a query ``x`` is a weighted average of the observed ``values``
+    ``y_j``, weighted by how close their ``keys`` ``x_j`` are::
+
+        f(x) = sum_j softmax_j(-(x - x_j)^2 / (2 * bandwidth^2)) * y_j
+
+    which is a Gaussian kernel, normalised. ``queries`` ``(n_q,)``, ``keys`` and
+    ``values`` ``(n_k,)``, one dtype; returns ``(predictions (n_q,), weights (n_q, n_k))``,
+    each row of ``weights`` a distribution over the keys. A small ``bandwidth`` gives
+    (nearly) the value of the nearest key, a large one (nearly) the mean of all values.
+
+    Used in: notebooks/03_attention.ipynb, section 3.
+    """
+    for name, tensor in (("queries", queries), ("keys", keys), ("values", values)):
+        checks.tensor(name, tensor, dims=1, dtype="float", layout="(n,)")
+    if keys.shape != values.shape:
+        raise ValueError(
+            f"keys and values: expected one value per key, got {tuple(keys.shape)} and "
+            f"{tuple(values.shape)}"
+        )
+    if not queries.dtype == keys.dtype == values.dtype:
+        raise TypeError(
+            f"queries, keys and values: expected one dtype, got {queries.dtype}, {keys.dtype} "
+            f"and {values.dtype}"
+        )
+    checks.number("bandwidth", bandwidth, positive=True)
+    scores = -((queries[:, None] - keys[None, :]) ** 2) / (2 * bandwidth**2)  # (n_q, n_k)
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ values, weights
 
 
 # --------------------------------------------------------------------------------------
@@ -160,7 +207,7 @@ def scaled_dot_product_attention(
     evaluating. With ``need_weights=False`` the weights are not returned (None), which
     lets the function skip normalising them (see the comment in the code).
 
-    Used in: notebooks/03_attention.ipynb, section 3.
+    Used in: notebooks/03_attention.ipynb, sections 4 and 5.
     """
     for name, tensor in (("query", query), ("key", key), ("value", value)):
         checks.tensor(name, tensor, dtype="float")
@@ -192,12 +239,13 @@ def scaled_dot_product_attention(
         weights = masked_softmax(scores, mask)
         return _dropout(weights, dropout_p, generator) @ value, weights
 
-    # Without the weights, normalise at the end, as FlashAttention does:
+    # Without the weights, normalise at the end:
     #     softmax(s) @ V = (exp(s - max) @ V) / sum(exp(s - max)).
     # Dividing the (q_len, d_v) output instead of the (q_len, k_len) weights, and working
     # in place on `scores` (a new tensor that nothing else holds; autograd allows these
-    # in-place steps), saves a pass over the largest tensor here and a copy of it. Fused
-    # kernels go further and never store the scores at all.
+    # in-place steps), saves a pass over the largest tensor here and a copy of it. This
+    # deferred normalisation is one ingredient of FlashAttention; its core, tiling with
+    # an online softmax so that the scores are never stored whole, is `tiled_attention`.
     if mask is not None:
         scores.masked_fill_(~mask, -math.inf)
     row_max = scores.amax(dim=-1, keepdim=True).detach()
@@ -295,6 +343,75 @@ def causal_mask(
     checks.positive_int("q_len", q_len)
     k_len = q_len if k_len is None else checks.positive_int("k_len", k_len)
     return torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril()
+
+
+def tiled_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    block_size: int = 64,
+) -> torch.Tensor:
+    """The output of `scaled_dot_product_attention`, one block of keys at a time.
+
+    The keys and values are read in blocks of ``block_size``; for each block the scores
+    ``(..., q_len, block_size)`` are computed, folded into a running maximum ``m``, a
+    running sum ``l`` of ``exp(score - m)`` and a running output ``o``, then dropped.
+    When a block raises the maximum from ``m`` to ``m'``, what was summed so far is
+    rescaled by ``exp(m - m')`` (the *online softmax*); at the end ``o / l`` is exactly
+    ``softmax(Q K^T / sqrt(d_k)) V``. The full ``(q_len, k_len)`` scores never exist at
+    once: the tiling and online softmax at the core of FlashAttention (Dao et al.,
+    2022), here in plain PyTorch (a fused kernel does the same inside fast on-chip
+    memory; under autograd PyTorch keeps every block for the backward pass, which
+    FlashAttention instead recomputes).
+
+    Shapes and ``mask`` (bool, True = may attend) as `scaled_dot_product_attention`;
+    returns the output ``(..., q_len, d_v)``; a fully masked query gets zeros.
+
+    Used in: notebooks/03_attention.ipynb, section 4.
+    """
+    for name, tensor in (("query", query), ("key", key), ("value", value)):
+        checks.tensor(name, tensor, dtype="float")
+        if tensor.dim() < 2:
+            raise ValueError(f"{name}: expected (..., length, features), got {tuple(tensor.shape)}")
+    shapes = f"query {tuple(query.shape)}, key {tuple(key.shape)}, value {tuple(value.shape)}"
+    if not query.dtype == key.dtype == value.dtype:
+        raise TypeError(
+            f"query, key and value: expected one dtype, got {query.dtype}, {key.dtype} and "
+            f"{value.dtype}"
+        )
+    if not query.shape[:-2] == key.shape[:-2] == value.shape[:-2]:
+        raise ValueError(
+            f"query, key and value: expected the same leading dimensions, got {shapes}"
+        )
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ValueError(
+            f"query, key and value: expected query and key of one size d_k and one value "
+            f"per key, got {shapes}"
+        )
+    checks.positive_int("block_size", block_size)
+    k_len = key.shape[-2]
+    if mask is not None:
+        scores_shape = (*query.shape[:-1], k_len)
+        mask = torch.broadcast_to(_check_mask(mask, scores_shape), scores_shape)
+
+    query = query / math.sqrt(query.shape[-1])
+    running_max = query.new_full((*query.shape[:-1], 1), -math.inf)  # (..., q_len, 1)
+    running_sum = torch.zeros_like(running_max)
+    output = query.new_zeros(*query.shape[:-1], value.shape[-1])  # (..., q_len, d_v)
+    for start in range(0, k_len, block_size):
+        block = slice(start, start + block_size)
+        scores = query @ key[..., block, :].transpose(-2, -1)  # (..., q_len, block_size)
+        if mask is not None:
+            scores = scores.masked_fill(~mask[..., block], -math.inf)
+        new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))
+        shift = new_max.masked_fill(new_max == -math.inf, 0.0)  # rows masked so far
+        rescale = torch.exp(running_max - shift)  # exp(m - m'): 0 at the first block
+        exponentials = torch.exp(scores - shift)
+        running_sum = running_sum * rescale + exponentials.sum(dim=-1, keepdim=True)
+        output = output * rescale + exponentials @ value[..., block, :]
+        running_max = new_max
+    return output / running_sum.masked_fill(running_sum == 0, 1.0)
 
 
 # --------------------------------------------------------------------------------------

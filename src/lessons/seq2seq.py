@@ -2,7 +2,8 @@
 attention.
 
 Used in: notebooks/03_attention.ipynb, sections 1 (the fixed-length bottleneck),
-2 (Bahdanau and Luong attention) and 6 (when recurrence isn't needed).
+2 (Bahdanau and Luong attention), 5 (heads look at different places) and 6 (when
+recurrence isn't needed).
 
 Two models, one interface (``model(sources, source_lengths, decoder_inputs)`` -> logits,
 ``model.greedy(...)``, ``model.vocab``, ``model.save`` / ``load``):
@@ -12,7 +13,7 @@ Two models, one interface (``model(sources, source_lengths, decoder_inputs)`` ->
   state: one fixed-length vector, whatever the length of the source. ``"additive"``
   (Bahdanau), ``"dot"`` or ``"general"`` (Luong et al., 2015) let it look back at every
   encoder state at every step, through the score functions of `lessons.attention`.
-* `TransformerSeq2Seq`: no recurrence at all. Convolutions (or sinusoidal positions),
+* `TransformerSeq2Seq`: no recurrence at all. Convolutions and/or sinusoidal positions,
   self-attention and feed-forward layers read every position of the source at once;
   the decoder attends to its own past (`causal_mask`) and to the source
   (`MultiHeadAttention`), as in Vaswani et al. (2017).
@@ -77,7 +78,7 @@ __all__ = [
 #: The ``attention`` argument of `RNNSeq2Seq`.
 ATTENTION_TYPES = (None, "additive", "dot", "general")
 #: The ``source_positions`` argument of `TransformerSeq2Seq`.
-SOURCE_POSITIONS = ("convolution", "sinusoidal")
+SOURCE_POSITIONS = ("convolution", "sinusoidal", "convolution+sinusoidal")
 #: Where the shipped models are: inside the package, so a pip install has them.
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
@@ -313,13 +314,17 @@ class TransformerSeq2Seq(Checkpointed):
 
     ``source_positions`` says how the encoder learns where each character is:
 
-    * ``"sinusoidal"``: add `sinusoidal_positions`, as the Transformer does. Absolute
-      positions the model never saw in training (a source longer than all training
-      sources) are new inputs to it, and it generalises poorly to them;
     * ``"convolution"`` (default): no positions; two residual 1-D convolutions (width 5,
       ReLU) over the embeddings give each character its neighbourhood, as in the
       convolutional models of Gehring et al. (2017). Nothing depends on the absolute
-      position, so longer sources hold nothing new.
+      position, so longer sources hold nothing new;
+    * ``"sinusoidal"``: no convolutions; add `sinusoidal_positions`, as the Transformer
+      does. Order then comes only from absolute positions, and a source longer than all
+      training sources brings positions the model never saw;
+    * ``"convolution+sinusoidal"``: both, the sinusoidal positions added before the
+      convolutions. The same parameters as ``"convolution"`` (the positions have none)
+      and, under the same seed, the same initial weights: the absolute positions are the
+      only change.
 
     All layers are pre-norm (LayerNorm before each sublayer, inside the residual
     connection), which trains without a learning-rate warm-up; a final LayerNorm and a
@@ -327,7 +332,7 @@ class TransformerSeq2Seq(Checkpointed):
     `greedy` returns the last decoder layer's attention to the source, averaged over
     the heads.
 
-    Used in: notebooks/03_attention.ipynb, section 6.
+    Used in: notebooks/03_attention.ipynb, sections 5 and 6.
     """
 
     def __init__(
@@ -363,7 +368,7 @@ class TransformerSeq2Seq(Checkpointed):
         }
         self.convolutions = nn.ModuleList(
             nn.Conv1d(d_model, d_model, kernel_size=5, padding=2)
-            for _ in range(2 if source_positions == "convolution" else 0)
+            for _ in range(2 if "convolution" in source_positions else 0)
         )
         self.source_embedding = nn.Embedding(len(self.vocab), d_model, padding_idx=0)
         self.target_embedding = nn.Embedding(len(self.vocab), d_model, padding_idx=0)
@@ -394,10 +399,12 @@ class TransformerSeq2Seq(Checkpointed):
         the `padding_mask` ``(batch, 1, source_len)``."""
         sources, source_lengths = _check_sources(sources, source_lengths)
         mask = padding_mask(source_lengths.to(sources.device), sources.shape[1])
-        sinusoidal = self.config["source_positions"] == "sinusoidal"
+        sinusoidal = "sinusoidal" in self.config["source_positions"]
         x = self._embed(self.source_embedding, sources, positions=sinusoidal)
         real = mask.transpose(1, 2).to(x.dtype)  # (batch, source_len, 1)
-        for convolution in self.convolutions:  # padding is reset to 0 after each one
+        if self.convolutions:  # padding is 0 before each convolution, positions or not
+            x = x * real
+        for convolution in self.convolutions:
             x = (x + F.relu(convolution(x.transpose(1, 2)).transpose(1, 2))) * real
         for layer in self.encoder_layers:
             x = layer(x, mask)
@@ -496,7 +503,7 @@ def greedy_decode(
 
     The decoder takes ``max_len`` steps (``</s>`` included); each output is kept up to
     its first ``</s>``, and ``ids`` and ``attention`` are cut to the longest output.
-    Used in: notebooks/03_attention.ipynb, sections 1, 2 and 6.
+    Used in: notebooks/03_attention.ipynb, sections 1, 2, 5, 6 and 7.
     """
     if not isinstance(model, RNNSeq2Seq | TransformerSeq2Seq):
         raise TypeError(
@@ -589,7 +596,7 @@ def load_pretrained(name: str) -> RNNSeq2Seq | TransformerSeq2Seq:
     or ``"extract-additive"``. How it was trained (task, epochs, seconds, ...) is in
     ``lessons.core.checkpoint.checkpoint_notes(pretrained_path(name))``.
 
-    Used in: notebooks/03_attention.ipynb, sections 1, 2 and 6.
+    Used in: notebooks/03_attention.ipynb, sections 1, 2, 5, 6 and 7.
     """
     return load_model(pretrained_path(name)).eval()
 

@@ -668,25 +668,67 @@ quiz.register(
             ],
         },
         {
-            "question": "Scores (2, 0) go through a softmax. What weight does the first key "
-            "get? (three significant digits)",
+            "question": "Queries and keys with d_k = 1024 and standard normal entries, scored "
+            "without the 1 / sqrt(d_k). What does the gradient that reaches a query look like "
+            "across many queries?",
+            "type": "multiple_choice",
+            "answers": [
+                {
+                    "answer": "Almost nothing for most queries, and a large spike for the few "
+                    "whose two best keys nearly tie",
+                    "correct": True,
+                    "feedback": "Right: the softmax is one-hot on one key, at initialisation a "
+                    "random one, and passes back almost nothing; only near-ties let gradient "
+                    "through, and then a lot of it. The median is tiny, the mean large: "
+                    "saturation, plus heavy-tailed, erratic gradients.",
+                },
+                {
+                    "answer": "The same tiny gradient for every query",
+                    "correct": False,
+                    "feedback": "The typical (median) gradient is tiny, but not every one: a few "
+                    "near-ties get huge gradients, which is why the mean is far larger than "
+                    "the median.",
+                },
+                {
+                    "answer": "A larger gradient than with scaling for every query, so "
+                    "unscaled attention learns faster",
+                    "correct": False,
+                    "feedback": "Only the rare near-ties get more; most queries get almost "
+                    "nothing, so learning which key should win stalls, interrupted by spikes.",
+                },
+            ],
+        },
+        {
+            "question": "An online softmax has read one block of scores: running maximum "
+            "m = 2, running sum l = sum of exp(s - 2) = 1.5. The next block's largest score "
+            "is 3. By what factor must l be multiplied before the new block's terms are "
+            "added? (three significant digits)",
             "type": "numeric",
             "precision": 3,
             "answers": [
                 {
                     "type": "value",
-                    "value": 0.881,
+                    "value": 0.368,
                     "correct": True,
-                    "feedback": "Right: e² / (e² + 1) ≈ 0.881. With scores 20 and 0 it would "
-                    "be 1.000 to three digits: large scores make the softmax one-hot.",
+                    "feedback": "Right: exp(m - m') = exp(2 - 3) = 0.368. Every term exp(s - 2) "
+                    "becomes exp(s - 3); the running output is rescaled by the same factor, "
+                    "and nothing already read is read again.",
+                },
+                {
+                    "type": "value",
+                    "value": 2.72,
+                    "correct": False,
+                    "feedback": "That is exp(m' - m): the new maximum is larger, so the old "
+                    "terms shrink relative to it.",
                 },
                 {
                     "type": "value",
                     "value": 1,
                     "correct": False,
-                    "feedback": "The second key still gets e^0 / (e² + 1) ≈ 0.119.",
+                    "feedback": "The old terms were exp(s - 2), relative to the old maximum; "
+                    "they must be made relative to the new one, 3.",
                 },
-                {"type": "default", "feedback": "Compute e² / (e² + e⁰)."},
+                {"type": "default", "feedback": "Compute exp(m - m') with m = 2 and m' = 3."},
             ],
         },
     ],
