@@ -5,7 +5,9 @@ Run from the repository root, after ``scripts/train_elmo.py`` has written the mo
     .venv/bin/python bench/elmo.py
     .venv/bin/python bench/elmo.py --check-tokens 0    # skip the check against nltk (faster)
 
-It prints one table and writes it to ``bench/results/elmo.txt`` (``--output``).
+It prints one table and writes it to ``bench/results/elmo.txt`` (``--output``); the
+numbers also go to ``src/lessons/results/elmo.json`` (`lessons.core.results.save_results`),
+which chapter 2 reads with ``load_results("elmo")``.
 
 What is measured, the same way for every model:
 
@@ -22,6 +24,9 @@ What is measured, the same way for every model:
   words after it. That is ``words + 1`` tokens per sentence in each direction: 36,568.
   The backward trigram is trained and measured on reversed sentences.
 * Perplexity: ``exp`` of the mean negative log-likelihood over those tokens.
+* The biLM is also scored on the whole training split, measured the same way, so that its
+  training and validation perplexities can be compared (a model that underfits scores
+  about the same on both).
 
 The one difference in what the models see: the biLM reads its *inputs* as characters, so
 it sees the spelling of a word that is outside the vocabulary (it is its target that
@@ -59,6 +64,7 @@ from nltk.lm import KneserNeyInterpolated
 from nltk.lm.preprocessing import padded_everygram_pipeline
 
 from lessons.core import data
+from lessons.core.results import save_results
 from lessons.core.vocab import UNK, Vocabulary
 from lessons.elmo import PRETRAINED_DIR, BiLM, perplexities
 
@@ -159,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--vocab", type=Path, default=VOCAB)
     parser.add_argument("--check-tokens", type=int, default=100, help="checked against nltk")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "elmo.txt")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -178,9 +184,11 @@ def main(argv: list[str] | None = None) -> None:
     predicted = sum(len(s) + 1 for s in validation)
     bilm_seconds = time.perf_counter() - start
     oov = sum(w not in vocab for s in validation for w in s) / sum(len(s) for s in validation)
+    train_forward, train_backward = perplexities(model, vocab, train)
 
     rows = {}
     checks = []
+    worst_differences = {}
     for name, reverse in (("forward", False), ("backward", True)):
         start = time.perf_counter()
         lm = fit_trigram(mapped(train, reverse))
@@ -193,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.check_tokens:
             worst = check_against_nltk(lm, FastKneserNey(lm), held_out, args.check_tokens)
             checks.append(f"{name}: largest |log2 p| difference {worst:.1e}")
+            worst_differences[name] = worst
         print(f"trigram {name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
     params = sum(p.numel() for p in model.parameters())
@@ -213,10 +222,13 @@ def main(argv: list[str] | None = None) -> None:
         f"{'biLM (ours, scripts/train_elmo.py)':<52}{forward:>10.1f}{backward:>10.1f}",
     ]
     for discount, row in rows.items():
-        note = " (nltk's default)" if discount == 0.1 else ""
+        note = " (nltk's default)" if discount == next(iter(rows)) else ""
         label = f"Kneser-Ney trigram, discount {discount}{note}"
         lines.append(f"{label:<52}{row['forward']:>10.1f}{row['backward']:>10.1f}")
     lines += [
+        "",
+        f"biLM on the training split ({len(train)} sentences, the same measurement): "
+        f"forward {train_forward:.1f}, backward {train_backward:.1f}",
         "",
         "trigram scores checked against nltk's lm.logscore on the first "
         f"{args.check_tokens} validation tokens of each direction:",
@@ -226,6 +238,40 @@ def main(argv: list[str] | None = None) -> None:
     print(report)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report, encoding="utf-8")
+    if (args.model.resolve(), args.vocab.resolve()) != (MODEL, VOCAB):
+        print("not the shipped biLM: src/lessons/results/elmo.json is left as it is")
+        return
+    command = f"bench/elmo.py {' '.join(argv or sys.argv[1:])}".rstrip()
+    save_results(
+        "elmo",
+        {
+            "train_sentences": len(train),
+            "train_words": sum(len(s) for s in train),
+            "validation_sentences": len(validation),
+            "validation_words": sum(len(s) for s in validation),
+            "predicted_tokens_per_direction": predicted,
+            "vocabulary_size": len(vocab),
+            "validation_oov_share": round(oov, 4),
+            "bilm_parameters": params,
+            "bilm_megabytes": round(size, 2),
+            "bilm_validation_perplexity": {
+                "forward": round(forward, 4),
+                "backward": round(backward, 4),
+            },
+            "bilm_train_perplexity": {
+                "forward": round(train_forward, 4),
+                "backward": round(train_backward, 4),
+            },
+            "trigram_validation_perplexity": {
+                str(discount): {name: round(value, 4) for name, value in row.items()}
+                for discount, row in rows.items()
+            },
+            "trigram_default_discount": next(iter(rows)),  # nltk's: the first fitted
+            "trigram_check_tokens": args.check_tokens,
+            "trigram_check_largest_log2_difference": worst_differences,
+        },
+        command=command,
+    )
 
 
 if __name__ == "__main__":

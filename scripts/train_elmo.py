@@ -6,17 +6,20 @@ saved with its ``save``; how it was trained goes in the checkpoint's notes) and
 order, line 1 ``<unk>``). Load both with
 ``lessons.elmo.load_pretrained()``.
 
-The shipped weights come from this command (CPU, 2 threads, machine otherwise idle: 31
-minutes, six passes over the training split with the learning rate falling linearly to
-zero; validation perplexity 220.0 forward, 221.7 backward)::
+The shipped weights come from this command (six passes over the training split, the
+learning rate falling linearly to zero)::
 
     .venv/bin/python scripts/train_elmo.py --epochs 6 --lr-decay linear --seed 0
 
-Its validation perplexity after each epoch, forward/backward: 337/330, 270/271, 250/259,
-229/230, 225/227, 220/222. ``--minutes`` stops a run after a time budget instead (a faster
-or slower machine then sees more or fewer batches); ``--epochs`` does exactly the same
-steps everywhere. Dropout (``--dropout 0.1``) did not help here: a 4-epoch run with it
-reached 251/252, because this small model underfits the 385,000 training words.
+The checkpoint's notes record how it was trained: the command, the number of epochs and
+threads, the minutes it took and the validation perplexity of each direction after every
+epoch. Chapter 2 prints them::
+
+    from lessons.core.checkpoint import checkpoint_notes
+    checkpoint_notes("src/lessons/pretrained/elmo-small.safetensors")
+
+``--minutes`` stops a run after a time budget instead (a faster or slower machine then
+sees more or fewer batches); ``--epochs`` does exactly the same steps everywhere.
 
 Each epoch visits every training sentence once, in batches of sentences of similar
 length (less padding); sentences longer than ``--max-tokens`` are cut into pieces for

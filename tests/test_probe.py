@@ -72,3 +72,41 @@ def test_bad_features_and_labels_are_named():
         cross_validate(features, torch.zeros(10, dtype=torch.long))
     with pytest.raises(ValueError, match=r"folds: expected an int in \[2, 10\], got 11"):
         cross_validate(features, labels, folds=11)
+
+
+def test_every_example_is_held_out_once_per_repeat_and_its_outcome_kept():
+    features, labels = blobs(n=40, shift=1.0)
+    result = cross_validate(features, labels, folds=4, repeats=2)
+    assert len(result.correct) == 2 and all(len(row) == 40 for row in result.correct)
+    assert len(result.probes) == 8 and all(p.mix is None for p in result.probes)
+    # each fold holds 10 examples, so the mean of the fold accuracies is the share correct
+    for repeat, row in enumerate(result.correct):
+        assert sum(row) / 40 == pytest.approx(result.repeat_means[repeat])
+
+
+def test_paired_difference_by_hand():
+    a = CrossValidation([1.0, 0.5], 2, 1, 4, correct=[[True, True, True, False]])
+    b = CrossValidation([0.5, 0.5], 2, 1, 4, correct=[[True, False, True, False]])
+    # d = (0, 1, 0, 0): mean 0.25; std with n - 1 = sqrt(0.75 / 3) = 0.5; s.e. 0.5 / 2
+    assert a.paired_difference(b) == pytest.approx((0.25, 0.25))
+    assert b.paired_difference(a) == pytest.approx((-0.25, 0.25))
+    # two repeats: each example's share of repeats correct is compared
+    c = CrossValidation([1, 1, 1, 1], 2, 2, 2, correct=[[True, True], [True, False]])
+    d = CrossValidation([1, 1, 1, 1], 2, 2, 2, correct=[[False, True], [False, False]])
+    # shares: c = (1, 0.5), d = (0, 0.5): d_i = (1, 0), mean 0.5, std 0.7071, s.e. 0.5
+    assert c.paired_difference(d) == pytest.approx((0.5, 0.5))
+    with pytest.raises(ValueError, match="other: expected a cross-validation of the same 4"):
+        a.paired_difference(c)
+    with pytest.raises(TypeError, match="other: expected a CrossValidation, got float"):
+        a.paired_difference(0.5)
+
+
+def test_a_better_feature_set_wins_the_paired_comparison():
+    features, labels = blobs(n=100, dim=3, shift=2.0)
+    weak = features.clone()
+    weak[:, 0] = torch.randn(100, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    strong_result = cross_validate(features, labels, folds=5, repeats=2)
+    weak_result = cross_validate(weak, labels, folds=5, repeats=2)
+    difference, error = strong_result.paired_difference(weak_result)
+    assert difference == pytest.approx(strong_result.mean - weak_result.mean)
+    assert difference > 3 * error > 0

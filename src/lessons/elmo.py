@@ -1,6 +1,6 @@
 """ELMo from scratch: a character-aware bidirectional language model (Peters et al., 2018).
 
-Used in: notebooks/02_elmo.ipynb, sections 2 to 5 (each docstring names its section).
+Used in: notebooks/02_elmo.ipynb, sections 2 to 7 (each docstring names its section).
 
 The pieces, in the order the data flows through them::
 
@@ -86,7 +86,10 @@ def _word_row(word_bytes: Sequence[int], max_chars: int) -> list[int]:
 
 
 def word_character_ids(word: str, max_chars: int) -> list[int]:
-    """The ``max_chars`` character ids of one word, as `character_ids` writes them."""
+    """The ``max_chars`` character ids of one word, as `character_ids` writes them.
+
+    Used in: notebooks/02_elmo.ipynb, section 7, exercise 1.
+    """
     return _word_row(word.encode("utf-8"), max_chars)
 
 
@@ -132,6 +135,8 @@ def word_ids(sentences: Sequence[Sequence[str]], vocab: Vocabulary) -> torch.Ten
 
     These are the language model's targets. Padding positions hold 0 (the id of
     ``<unk>``) but are never predicted: the mask of `character_ids` leaves them out.
+
+    Used in: notebooks/02_elmo.ipynb, section 4.
     """
     if not isinstance(vocab, Vocabulary):
         raise TypeError(
@@ -147,7 +152,10 @@ def word_ids(sentences: Sequence[Sequence[str]], vocab: Vocabulary) -> torch.Ten
 def make_batch(
     sentences: Sequence[Sequence[str]], vocab: Vocabulary, max_chars: int = 50
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(char_ids, mask, targets)`` for `BiLM.loss`: `character_ids` and `word_ids`."""
+    """``(char_ids, mask, targets)`` for `BiLM.loss`: `character_ids` and `word_ids`.
+
+    Used in: notebooks/02_elmo.ipynb, section 4.
+    """
     char_ids, mask = character_ids(sentences, max_chars)
     return char_ids, mask, word_ids(sentences, vocab)
 
@@ -167,6 +175,8 @@ class Highway(nn.Module):
     start mostly copying their input, which makes deep stacks easy to train.
 
     Input and output: ``(..., dim)``.
+
+    Used in: notebooks/02_elmo.ipynb, section 3, "The character CNN".
     """
 
     def __init__(self, dim: int, layers: int = 1):
@@ -198,6 +208,8 @@ class CharCNN(nn.Module):
 
     Input: ``(batch, tokens, max_chars)`` character ids; output
     ``(batch, tokens, output_dim)``. ``max_chars`` must be at least the widest filter.
+
+    Used in: notebooks/02_elmo.ipynb, section 3, "The character CNN".
     """
 
     def __init__(
@@ -280,6 +292,10 @@ class BiLM(Checkpointed):
     The mask is optional: padding tokens are rows of zero character ids, so the mask is
     ``(char_ids != 0).any(-1)`` (as allennlp derives it). A mask given explicitly must
     agree with it, and real tokens must come before padding.
+
+    Used in: notebooks/02_elmo.ipynb, section 3 (the architecture and its shapes),
+    section 4 (training) and section 5 (perplexity); section 6 splits its layers into
+    their two directions.
     """
 
     def __init__(
@@ -488,6 +504,9 @@ class ScalarMix(nn.Module):
     ``forward(layers, mask=None)``: ``layers`` ``(num_layers, batch, tokens, dim)`` (or a
     list of ``(batch, tokens, dim)``), ``mask`` ``(batch, tokens)``, needed with
     ``layer_norm``; returns ``(batch, tokens, dim)``.
+
+    Used in: notebooks/02_elmo.ipynb, section 3, "The scalar mix", and section 5, where
+    the probes learn one per task.
     """
 
     def __init__(self, num_layers: int, layer_norm: bool = False):
@@ -553,6 +572,8 @@ class ELMo(nn.Module):
     ``forward(sentences)`` takes a list of token lists and returns an `ELMoOutput`
     without the <S> and </S> positions (allennlp's ``remove_sentence_boundaries``). The
     mixes are computed after removing them, so ``layer_norm`` statistics cover words only.
+
+    Used in: notebooks/02_elmo.ipynb, section 3, "Feature-based, not fine-tuned".
     """
 
     def __init__(
@@ -594,7 +615,10 @@ class ELMo(nn.Module):
 
 
 def lm_loss(model: BiLM, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """``loss_fn`` for `lessons.core.train.train`: ``model.loss(*batch)`` for a `make_batch`."""
+    """``loss_fn`` for `lessons.core.train.train`: ``model.loss(*batch)`` for a `make_batch`.
+
+    Used in: notebooks/02_elmo.ipynb, section 4.
+    """
     return model.loss(*batch)
 
 
@@ -603,7 +627,10 @@ def load_pretrained(name: str = "elmo-small") -> tuple[BiLM, Vocabulary]:
     vocabulary (the language model's output words), as shipped inside the package.
 
     The model is returned in eval mode. ``name`` picks ``pretrained/<name>.safetensors``
-    and ``pretrained/<name>.vocab.txt``.
+    and ``pretrained/<name>.vocab.txt``. How the model was trained is in the file's notes:
+    ``lessons.core.checkpoint.checkpoint_notes(PRETRAINED_DIR / f"{name}.safetensors")``.
+
+    Used in: notebooks/02_elmo.ipynb, section 3, "Shapes through the biLM", and section 4.
     """
     path = PRETRAINED_DIR / f"{name}.safetensors"
     if not path.is_file():
@@ -630,6 +657,8 @@ def embed_sentences(
     Layer 0 is the character encoder's vector (the same for a word wherever it occurs);
     layers 1 and 2 are the LSTM layers, forward and backward concatenated, which depend on
     the whole sentence. Sentences are batched by length; the model is left in eval mode.
+
+    Used in: notebooks/02_elmo.ipynb, section 5.
     """
     sentences = checks.sentences(sentences, nonempty=True)
     bilm.eval()
@@ -655,6 +684,8 @@ def perplexities(
     forward LM: every word and </S>; the backward LM: every word and <S>), words outside
     ``vocab`` counting as ``<unk>``. Sentences are batched by length (less padding). The
     model is left in eval mode.
+
+    Used in: notebooks/02_elmo.ipynb, section 5, "Held-out perplexity".
     """
     sentences = checks.sentences(sentences, nonempty=True)
     model.eval()

@@ -1,12 +1,14 @@
 """Linear probes: how much of a task a frozen representation makes linearly readable.
 
 Used in: notebooks/02_elmo.ipynb, section 5 (word2vec against ELMo's layers on the
-sentence-polarity task), and in later chapters for other frozen encoders.
+sentence-polarity task; what each layer holds: word senses against parts of speech).
 
 A probe is a logistic-regression classifier trained on fixed features. Its held-out
 accuracy, estimated by k-fold cross-validation, measures the features, not the probe.
 With a few hundred examples that estimate is noisy, so `cross_validate` repeats the
-k-fold split with different shuffles and reports the spread.
+k-fold split with different shuffles and reports the spread; two feature sets probed on
+the same examples with the same seed are compared example by example with
+`CrossValidation.paired_difference`.
 
 Two kinds of features:
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -107,12 +109,20 @@ def fit_probe(
 
 @dataclass
 class CrossValidation:
-    """Held-out accuracies of `cross_validate`: one per fold of every repeat."""
+    """Held-out accuracies of `cross_validate`: one per fold of every repeat.
+
+    ``correct[r][i]`` says whether example ``i`` was classified right when its fold was
+    held out in repeat ``r``; ``probes`` are the fitted probes, one per fold of every
+    repeat (their ``mix``, if any, holds the learned layer weights). Both are empty when
+    the accuracies were given by hand.
+    """
 
     accuracies: list[float]
     folds: int
     repeats: int
     examples: int
+    correct: list[list[bool]] = field(default_factory=list, repr=False)
+    probes: list[LinearProbe] = field(default_factory=list, repr=False)
 
     @property
     def mean(self) -> float:
@@ -140,6 +150,31 @@ class CrossValidation:
         ``n = examples`` test examples: the uncertainty that comes from having so few."""
         return math.sqrt(self.mean * (1 - self.mean) / self.examples)
 
+    def paired_difference(self, other: CrossValidation) -> tuple[float, float]:
+        """``(difference, standard_error)``: how much more accurate ``self`` is than
+        ``other`` on the same examples, and the standard error of that difference.
+
+        For each example, ``d_i`` is its share of repeats classified right by ``self``
+        minus the same share for ``other``; the difference is the mean of ``d_i`` and its
+        standard error ``std(d) / sqrt(n)``. Pairing removes the noise that both share
+        (the hard examples are hard for both), so it is far smaller than the two binomial
+        standard errors combined. Both must come from `cross_validate` on the same
+        labels with the same ``folds``, ``repeats`` and ``seed``.
+        """
+        if not isinstance(other, CrossValidation):
+            raise TypeError(f"other: expected a CrossValidation, got {type(other).__name__}")
+        shape = (self.repeats, self.folds, self.examples)
+        if not self.correct or (other.repeats, other.folds, other.examples) != shape:
+            raise ValueError(
+                f"other: expected a cross-validation of the same {self.examples} examples "
+                f"({self.repeats} x {self.folds}-fold, from cross_validate), got "
+                f"{other.examples} examples ({other.repeats} x {other.folds}-fold)"
+            )
+        mine = torch.tensor(self.correct, dtype=torch.float64).mean(dim=0)
+        theirs = torch.tensor(other.correct, dtype=torch.float64).mean(dim=0)
+        d = mine - theirs
+        return float(d.mean()), float(d.std() / math.sqrt(len(d)))
+
     def __str__(self) -> str:
         return (
             f"{self.mean:.3f} ± {self.standard_error:.3f} (binomial s.e.; "
@@ -163,14 +198,16 @@ def cross_validate(
     fold is held out once while a probe is fitted (`fit_probe`) on the rest. Features are
     standardised with the training folds' mean and standard deviation only. Layered
     features ``(examples, layers, dim)`` are mixed by ``make_mix(layers)`` (see `fit_probe`).
+    The result keeps every example's held-out outcome and every fitted probe.
     """
     features, labels = _check_features(features, labels, make_mix)
     checks.positive_int("folds", folds, minimum=2)
     if folds > len(labels):
         raise ValueError(f"folds: expected an int in [2, {len(labels)}], got {folds!r}")
     checks.positive_int("repeats", repeats)
-    accuracies = []
+    accuracies, correct, probes = [], [], []
     for repeat in range(repeats):
+        right = torch.zeros(len(labels), dtype=torch.bool)
         generator = torch.Generator().manual_seed(seed + repeat)
         fold_of = torch.empty(len(labels), dtype=torch.long)
         for label in labels.unique():
@@ -186,5 +223,8 @@ def cross_validate(
             )
             with torch.no_grad():
                 predicted = probe((features[test] - mean) / std).argmax(dim=-1)
-            accuracies.append(float((predicted == labels[test]).float().mean()))
-    return CrossValidation(accuracies, folds, repeats, examples=len(labels))
+            right[test] = predicted == labels[test]
+            accuracies.append(float(right[test].float().mean()))
+            probes.append(probe)
+        correct.append(right.tolist())
+    return CrossValidation(accuracies, folds, repeats, len(labels), correct, probes)

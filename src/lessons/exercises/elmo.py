@@ -473,54 +473,54 @@ quiz.register(
             ],
         },
         {
-            "question": "The forward LM's state at position t depends on which tokens?",
+            "question": "ELMo is used feature-based: a task model reads the vectors of a "
+            "frozen biLM. Which parameters learn from the task's labelled examples?",
             "type": "multiple_choice",
             "answers": [
                 {
-                    "answer": "Tokens 0 … t, that is <S> up to the word itself",
+                    "answer": "The scalar mix (the weights s_j and γ) and the task model",
                     "correct": True,
-                    "feedback": "Right: it predicts token t + 1 from them, so it must not "
-                    "see t + 1 or later. The backward LM sees t … n + 1.",
+                    "feedback": "Right: the biLM's weights stay as pre-training left them. "
+                    "Fine-tuning, as in GPT and BERT, would train them too.",
                 },
                 {
-                    "answer": "Every token of the sentence",
+                    "answer": "Every parameter, the biLM's included",
                     "correct": False,
-                    "feedback": "Then predicting the next word would be copying it. Only the "
-                    "concatenation of both directions sees the whole sentence.",
+                    "feedback": "That is fine-tuning. ELMo's recipe freezes the biLM and "
+                    "learns only how to mix its layers, with the task model.",
                 },
                 {
-                    "answer": "Tokens 0 … t - 1",
+                    "answer": "Only the task model: the layer weights stay at 1/3 each",
                     "correct": False,
-                    "feedback": "The LSTM reads token t before its output at t, which then "
-                    "predicts token t + 1.",
+                    "feedback": "The scalar mix is learned for each task: that is how a task "
+                    "chooses its blend of layers.",
                 },
             ],
         },
         {
-            "question": "A `ScalarMix` over 3 layers has all weights 0 and γ = 2. What "
-            "weight does each layer get in the output? (three significant digits)",
-            "type": "numeric",
-            "precision": 3,
+            "question": "Layer 2 of ELMo at a word is [forward state; backward state]. You "
+            "change only the words *after* it. Which half of its vector can change?",
+            "type": "multiple_choice",
             "answers": [
                 {
-                    "type": "value",
-                    "value": 0.667,
+                    "answer": "Only the backward half",
                     "correct": True,
-                    "feedback": "Right: softmax(0, 0, 0) = 1/3 each, times γ = 2.",
+                    "feedback": "Right: the forward LM has read only the words up to this "
+                    "one. The two halves are read apart and joined afterwards, which is "
+                    "the weak fusion BERT's masked language model removes.",
                 },
                 {
-                    "type": "value",
-                    "value": 0.333,
+                    "answer": "Only the forward half",
                     "correct": False,
-                    "feedback": "That is softmax's share; the output is also scaled by γ.",
+                    "feedback": "The forward LM reads left to right: at this word it has "
+                    "not yet seen the words after it.",
                 },
                 {
-                    "type": "value",
-                    "value": 0,
+                    "answer": "Both halves",
                     "correct": False,
-                    "feedback": "The weights go through a softmax: e^0 = 1, not 0.",
+                    "feedback": "Each direction sees one side only; no layer combines "
+                    "both sides before the concatenation.",
                 },
-                {"type": "default", "feedback": "Compute γ · softmax(0, 0, 0)."},
             ],
         },
     ],
