@@ -12,6 +12,8 @@ import torch
 from lessons.core import data
 from lessons.core.keyed_vectors import KeyedVectors, UnknownWordError
 from lessons.word2vec import (
+    MAX_BATCH_SIZE,
+    MAX_ROW_LOAD,
     Word2Vec,
     analogy,
     cosine_neighbours,
@@ -166,6 +168,54 @@ def test_training_separates_planted_clusters(sg, batch_size):
         assert size == math.ceil(examples / 100)
     else:
         assert size == batch_size
+
+
+def _dominated_corpus(share: float, tokens: int = 60_000) -> list[list[str]]:
+    """A Zipf-like text in which "the" makes up ``share`` of the tokens, as in English."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    weights = 1.0 / np.arange(1, 301)
+    drawn = rng.choice(words, size=tokens, p=weights / weights.sum()).tolist()
+    drawn = [w if rng.random() > share else "the" for w in drawn]
+    return [drawn[i : i + 20] for i in range(0, tokens, 20)]
+
+
+def test_default_batch_bounds_the_busiest_words_load():
+    model = Word2Vec([["a", "b", "c", "a"]] * 20, min_count=1, vector_size=4, window=1,
+                     negative=3, sample=0, epochs=1, progress=False)  # fmt: skip
+    # inputs: a a b c; outputs: b c a a; a is drawn as noise with probability p_a
+    inputs, outputs = torch.tensor([0, 0, 1, 2]), torch.tensor([1, 2, 0, 0])
+    p_a = 40**0.75 / (40**0.75 + 2 * 20**0.75)
+    expected = (2 * (1 + 3) + 2 + 4 * 3 * p_a) / 4  # word a: as input, output and noise
+    assert model._row_load(inputs, outputs) == pytest.approx(expected)
+    assert model._default_batch_size(2.0, 10**9) == MAX_ROW_LOAD // 2
+    assert model._default_batch_size(1e-6, 10**9) == MAX_BATCH_SIZE
+    assert model._default_batch_size(1e-6, 5_000) == 50  # 100 steps per epoch
+    cbow = torch.tensor([[0, -1], [1, 0]])  # CBOW contexts, -1 for none: a twice, b once
+    assert model._row_load(cbow, torch.tensor([1, 2])) == pytest.approx((2 * 4 + 2 * 3 * p_a) / 2)
+
+
+@pytest.fixture
+def one_thread():
+    """Train on one thread (several threads on a busy machine are many times slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_frequent_word_without_subsampling_trains_stably(one_thread):
+    """With "the" at 8% of the text, no subsampling and 15 noise words, a batch of 4,096
+    pairs sums so many stale updates of "the" that training diverges (and says so); the
+    default batch keeps its load bounded and learns."""
+    corpus = _dominated_corpus(share=0.08, tokens=30_000)
+    settings = dict(vector_size=50, min_count=1, sample=0, negative=15, epochs=2, progress=False)
+    model = Word2Vec(corpus, **settings)
+    assert model.history[0]["batch_size"] < 1000
+    assert torch.isfinite(model.wv.vectors).all() and torch.isfinite(model.syn1neg).all()
+    assert model.history[1]["loss"] < model.history[0]["loss"] < 4.0
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch 1.*batch_size=4096"):
+        Word2Vec(corpus, batch_size=4096, **{**settings, "epochs": 1})
 
 
 def test_same_seed_same_vectors():
@@ -325,27 +375,6 @@ def test_most_similar_agrees_with_gensim(both_vectors):
     their_words = theirs.most_similar(**query)
     assert [w for w, _ in our_words] == [w for w, _ in their_words]
     assert np.allclose([s for _, s in our_words], [s for _, s in their_words], atol=1e-6)
-
-
-def test_word2vec_format_round_trips_through_gensim(tmp_path, both_vectors):
-    ours, theirs = both_vectors
-    ours.save_word2vec_format(tmp_path / "ours.txt")
-    loaded = gensim.models.KeyedVectors.load_word2vec_format(str(tmp_path / "ours.txt"))
-    assert loaded.index_to_key == ours.index_to_key
-    assert np.array_equal(loaded.vectors, ours.vectors.numpy())
-
-    theirs.save_word2vec_format(str(tmp_path / "theirs.txt"))
-    back = KeyedVectors.load_word2vec_format(tmp_path / "theirs.txt")
-    assert back.index_to_key == theirs.index_to_key
-    assert torch.equal(back.vectors, torch.from_numpy(theirs.vectors))
-
-
-def test_word2vec_format_errors(tmp_path):
-    with pytest.raises(ValueError, match="white space"):
-        KeyedVectors(["new york"], torch.zeros(1, 2)).save_word2vec_format(tmp_path / "x.txt")
-    (tmp_path / "bad.txt").write_text("2 3\na 1 2 3\n")
-    with pytest.raises(ValueError, match="announces 2 words"):
-        KeyedVectors.load_word2vec_format(tmp_path / "bad.txt")
 
 
 def test_counts_of_a_trained_model():

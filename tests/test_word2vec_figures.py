@@ -15,8 +15,10 @@ from lessons.core import explorer
 from lessons.core.keyed_vectors import KeyedVectors
 from lessons.core.plot import PALETTE
 from lessons.figures.word2vec import (
+    EXAMPLE_SENTENCE,
     draw_analogy,
     draw_embedding_map,
+    draw_model,
     draw_neighbours,
     draw_noise_distribution,
     draw_subsampling,
@@ -48,6 +50,10 @@ def ax():
     return Figure().add_subplot()
 
 
+def _bar_starts(ax, container: int = 0) -> list[float]:
+    return [p.get_x() for p in ax.containers[container].patches]
+
+
 def _bar_lengths(ax, container: int = 0) -> list[float]:
     patches = ax.containers[container].patches
     return [p.get_width() if ax.containers[container].orientation == "horizontal"
@@ -62,6 +68,47 @@ def _cosines(word: str) -> dict[str, float]:
     unit = VECTORS.numpy() / np.linalg.norm(VECTORS.numpy(), axis=1, keepdims=True)
     row = unit @ unit[WORDS.index(word)]
     return {w: float(c) for w, c in zip(WORDS, row, strict=True) if w != word}
+
+
+# --------------------------------------------------------------------------- the models
+
+
+@pytest.mark.parametrize("kind", ["skip-gram", "cbow"])
+def test_model_figure_marks_the_window_and_the_vectors(ax, kind):
+    context = draw_model(ax, kind, window=2, noise=("music", "river", "red"))
+    assert EXAMPLE_SENTENCE[3] == "france"
+    assert context == ["capital", "of", "is", "paris"]  # two words on each side of france
+    boxes = {t.get_text(): t for t in ax.texts}
+    assert all(word in boxes for word in EXAMPLE_SENTENCE)
+    outputs = [t for t in boxes if t.startswith(r"$\mathbf{u}")]
+    inputs = [t for t in boxes if t.startswith(r"$\mathbf{v}")]
+    noise = [rf"$\mathbf{{u}}_{{\mathrm{{{w}}}}}$" for w in ("music", "river", "red")]
+    assert set(noise) <= set(outputs)
+    if kind == "skip-gram":  # the centre's input vector against each context word's output
+        assert inputs == [r"$\mathbf{v}_{\mathrm{france}}$"]
+        assert len(outputs) == 4 + 3
+        assert "K = 3 noise words per pair" in boxes
+        assert ax.get_title().startswith("skip-gram")
+    else:  # the context's input vectors, averaged, against the centre word's output
+        assert len(inputs) == 4 and len(outputs) == 1 + 3
+        assert r"$\mathbf{u}_{\mathrm{france}}$" in outputs
+        assert "K = 3 noise words" in boxes
+        assert ax.get_title().startswith("CBOW")
+    assert [t.get_text() for t in ax.texts].count("σ → 1") == (4 if kind == "skip-gram" else 1)
+    assert [t.get_text() for t in ax.texts].count("σ → 0") == 3
+    centre = next(p for p in ax.patches if getattr(p, "get_facecolor", None)
+                  and np.allclose(p.get_facecolor()[:3], [230 / 255, 159 / 255, 0]))  # fmt: skip
+    assert centre is not None
+
+
+def test_model_figure_at_the_sentence_edge_and_bad_input(ax):
+    assert draw_model(ax, "cbow", sentence=["a", "b", "c"], centre=0, window=5) == ["b", "c"]
+    with pytest.raises(ValueError, match="kind: expected 'skip-gram' or 'cbow', got 'sg'"):
+        draw_model(ax, "sg")
+    with pytest.raises(ValueError, match=r"centre: expected a position in \[0, 6\], got 7"):
+        draw_model(ax, "cbow", centre=7)
+    with pytest.raises(ValueError, match="window: expected an int >= 1, got 0"):
+        draw_model(ax, "cbow", window=0)
 
 
 # --------------------------------------------------------------------------- noise
@@ -147,11 +194,19 @@ def test_subsampling_curve_and_marked_words(ax):
 # --------------------------------------------------------------------------- neighbours
 
 
-def test_neighbours_bars_are_the_cosines(wv, ax):
+def test_neighbours_bars_are_the_cosines_from_the_median_word(wv, ax):
     draw_neighbours(ax, wv, "king", topn=3)
-    expected = sorted(_cosines("king").items(), key=lambda item: -item[1])[:3]
+    cosines = _cosines("king")
+    expected = sorted(cosines.items(), key=lambda item: -item[1])[:3]
+    median = float(np.median(list(cosines.values())))  # of the 6 other words
     assert _labels(ax.get_yticklabels()) == [w for w, _ in expected]
-    assert _bar_lengths(ax) == pytest.approx([c for _, c in expected], abs=1e-6)
+    assert _bar_starts(ax) == pytest.approx([median] * 3, abs=1e-6)
+    ends = np.add(_bar_starts(ax), _bar_lengths(ax))
+    assert ends == pytest.approx([c for _, c in expected], abs=1e-6)
+    assert ax.lines[0].get_xdata()[0] == pytest.approx(median, abs=1e-6)  # the dashed line
+    assert ax.get_xlim()[0] < median and ax.get_xlim()[1] > max(cosines.values())
+    assert f"median word's, {median:.3f}" in ax.get_xlabel()
+    assert _labels(ax.texts) == [f"{c:.3f}" for _, c in expected]  # values written out
     assert ax.yaxis_inverted()  # the nearest at the top
     assert ax.get_title() == "nearest neighbours of 'king'"
 
@@ -179,7 +234,13 @@ def test_analogy_bars_and_best_answer(wv, ax):
     answers = wv.most_similar(positive=["king", "woman"], negative=["man"], topn=3)
     assert answers[0][0] == "queen"
     assert _labels(ax.get_yticklabels()) == [w for w, _ in answers]
-    assert _bar_lengths(ax) == pytest.approx([s for _, s in answers])
+    # the baseline: the median cosine with the query of the 4 words other than a, b, c
+    candidates = wv.most_similar(positive=["king", "woman"], negative=["man"], topn=10)
+    assert len(candidates) == 4
+    median = float(np.median([s for _, s in candidates]))
+    ends = np.add(_bar_starts(ax), _bar_lengths(ax))
+    assert ends == pytest.approx([s for _, s in answers])
+    assert _bar_starts(ax) == pytest.approx([median] * 3)
     colours = [p.get_facecolor() for p in ax.patches]
     assert colours[0] != colours[1] == colours[2]
     assert np.allclose(colours[0][:3], [int(PALETTE[3][i : i + 2], 16) / 255 for i in (1, 3, 5)])
@@ -206,6 +267,23 @@ def test_embedding_map_skips_unknown_words(wv, ax):
     assert [c.get_label() for c in ax.collections] == ["royals", "places"]
     everything = draw_embedding_map(Figure().add_subplot(), wv, {"all": WORDS})
     assert everything == []
+
+
+def test_embedding_map_labels_do_not_overlap(wv):
+    """Two words with almost the same vector: their labels would sit on top of each other."""
+    words = ["king", "kings", "queen", "man", "woman", "paris", "france"]
+    vectors = VECTORS[[0, 0, 1, 2, 3, 4, 5]] + 1e-3 * torch.arange(7.0)[:, None]
+    near = KeyedVectors(words, vectors)
+    ax = Figure(figsize=(5, 4)).add_subplot()
+    draw_embedding_map(ax, near, {"all": words})
+    renderer = ax.get_figure().canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) == 7
+    clashes = [(a, b) for a in range(7) for b in range(a) if boxes[a].overlaps(boxes[b])]
+    assert clashes == []
+    assert all(ax.bbox.containsx(b.x0) and ax.bbox.containsx(b.x1) for b in boxes)
+    offsets = {tuple(t.xyann) for t in ax.texts}
+    assert len(offsets) > 1  # some label had to move from the default place
 
 
 def test_embedding_map_with_too_few_words(wv, ax):

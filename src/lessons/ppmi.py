@@ -1,6 +1,7 @@
 """A count-based baseline for word vectors: co-occurrence counts, PPMI, truncated SVD.
 
-Used in: ``notebooks/01_word2vec.ipynb`` (the baseline that word2vec must beat).
+Used in: notebooks/01_word2vec.ipynb, section 1 (the baseline that word2vec must beat),
+and section 5 (the comparison).
 
 The distributional hypothesis says that words in similar contexts have similar meanings.
 The most direct way to use it is to count contexts:
@@ -15,8 +16,8 @@ The most direct way to use it is to count contexts:
    with a truncated SVD, ``PPMI ≈ U Σ Vᵀ``, keeping ``U Σ^p`` as the word vectors.
 
 :func:`ppmi_svd` does all three on tokenised sentences and returns a
-:class:`lessons.word2vec.KeyedVectors`, so the baseline is evaluated with exactly the same
-code as word2vec. The choices follow Levy, Goldberg and Dagan (2015), "Improving
+:class:`lessons.core.keyed_vectors.KeyedVectors`, so the baseline is evaluated with exactly the
+same code as word2vec. The choices follow Levy, Goldberg and Dagan (2015), "Improving
 distributional similarity with lessons learned from word embeddings", TACL 3:
 
 * the vocabulary and window mean what they mean in word2vec: words seen at least
@@ -202,7 +203,7 @@ def ppmi_svd(
 ) -> KeyedVectors:
     """Word vectors from counts: vocabulary, co-occurrences, PPMI, truncated SVD.
 
-    ``sentences`` are lists of string tokens. Returns a `lessons.word2vec.KeyedVectors`
+    ``sentences`` are lists of string tokens. Returns a `lessons.core.keyed_vectors.KeyedVectors`
     of ``dim``-dimensional float32 vectors, one per word seen at least ``min_count``
     times (most frequent first). See the module docstring for each step and choice.
     """

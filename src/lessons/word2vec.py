@@ -1,6 +1,6 @@
 """word2vec from scratch: skip-gram and CBOW with negative sampling, against gensim.
 
-Used in: notebooks/01_word2vec.ipynb.
+Used in: notebooks/01_word2vec.ipynb, sections 2 to 5.
 
 The interface mirrors gensim's, so a reader can move between the two::
 
@@ -52,7 +52,7 @@ def log_sigmoid(x: torch.Tensor) -> torch.Tensor:
     For x >= 0 it is ``-log1p(exp(-x))``; for x < 0 it is ``x - log1p(exp(x))``: both only
     ever exponentiate a non-positive number.
 
-    Used in: notebooks/01_word2vec.ipynb section "The loss".
+    Used in: notebooks/01_word2vec.ipynb, section 2 (and its exercise 1).
     """
     return torch.minimum(x, torch.zeros_like(x)) - torch.log1p(torch.exp(-x.abs()))
 
@@ -67,7 +67,7 @@ def negative_sampling_loss(
     ``syn1neg``) and ``negatives`` ``(batch, negative, d)`` the output vectors u_k of the
     noise words. The loss is ``-log σ(u_o·v) - Σ_k log σ(-u_k·v)``.
 
-    Used in: notebooks/01_word2vec.ipynb section "The loss".
+    Used in: notebooks/01_word2vec.ipynb, section 2.
     """
     positive_scores = (inputs * positives).sum(-1)  # (batch,)
     negative_scores = torch.einsum("bkd,bd->bk", negatives, inputs)  # (batch, negative)
@@ -92,7 +92,7 @@ def negative_sampling_gradients(
     d))``, the gradients multiplied by ``scale`` (SGD passes minus the learning rate: that
     gives the updates directly, without another pass over the largest tensor).
 
-    Used in: notebooks/01_word2vec.ipynb section "Gradients by hand".
+    Used in: notebooks/01_word2vec.ipynb, section 2.
     """
     scores = (outputs * inputs[:, None, :]).sum(-1)  # (batch, 1 + negative)
     signs = torch.ones_like(scores)
@@ -111,7 +111,7 @@ def noise_distribution(counts: torch.Tensor, exponent: float = 0.75) -> torch.Te
     ``counts`` ``(vocab,)``; returns float64 probabilities ``(vocab,)``. Raising to 0.75
     flattens the unigram distribution: rare words are drawn more often than their share.
 
-    Used in: notebooks/01_word2vec.ipynb section "Negative sampling".
+    Used in: notebooks/01_word2vec.ipynb, section 2.
     """
     weights = counts.to(torch.float64) ** exponent
     return weights / weights.sum()
@@ -122,10 +122,11 @@ def keep_probability(counts: torch.Tensor, sample: float) -> torch.Tensor:
 
     With f = count / total the word's share of the corpus and s = ``sample``, word2vec.c and
     gensim keep it with probability ``(sqrt(f / s) + 1) * s / f``, at most 1. Words with
-    f <= s are always kept; "the" (f ≈ 0.05 with s = 1e-3) is kept about one time in six.
-    ``sample=0`` keeps everything.
+    f <= s (1 + √5)² / 4 ≈ 2.62 s are always kept; much more frequent words about
+    sqrt(s / f) of the time: "the", 8.3% of the words that the Wikipedia sample keeps with
+    ``min_count=5``, about one time in eight with s = 1e-3. ``sample=0`` keeps everything.
 
-    Used in: notebooks/01_word2vec.ipynb section "Subsampling frequent words".
+    Used in: notebooks/01_word2vec.ipynb, section 2.
     """
     counts = counts.to(torch.float64)
     if sample <= 0:
@@ -150,6 +151,9 @@ def _count_words(sentences: Iterable[Sequence[str]]) -> tuple[Counter[str], list
 MAX_BATCH_SIZE = 4096
 #: With the default batch size, an epoch takes at least this many SGD steps.
 MIN_STEPS_PER_EPOCH = 100
+#: With the default batch size, no word's vector receives more gradient terms than this
+#: in one step (see `Word2Vec._default_batch_size`).
+MAX_ROW_LOAD = 1024
 #: Slots of the unigram table noise words are drawn from (word2vec.c uses 1e8; a word whose
 #: noise probability is p gets round(p * size) slots, so 1e6 keeps the error below 1e-6).
 UNIGRAM_TABLE_SIZE = 1_000_000
@@ -181,7 +185,10 @@ class Word2Vec:
     ``batch_size`` is how many (input, output) pairs one update uses (ours only: gensim
     updates after every pair). Training needs enough updates, so by default (``None``) it
     is `MAX_BATCH_SIZE` pairs, or fewer where that leaves an epoch `MIN_STEPS_PER_EPOCH`
-    updates (a tiny corpus learns nothing from a handful of huge steps).
+    updates (a tiny corpus learns nothing from a handful of huge steps) or where a very
+    frequent word would pile up more than `MAX_ROW_LOAD` gradient terms in one step
+    (`_default_batch_size`). Training that diverges (a loss that is not finite) stops
+    with a FloatingPointError.
     ``progress=False`` hides the progress bar.
 
     What one epoch does, as in word2vec.c: drop each occurrence of a word with probability
@@ -198,7 +205,7 @@ class Word2Vec:
     ``words_per_second``), ``train_seconds`` and ``words_per_second`` (raw corpus words,
     out-of-vocabulary ones included, times epochs, divided by the training time).
 
-    Used in: notebooks/01_word2vec.ipynb sections "Training" and "Against gensim".
+    Used in: notebooks/01_word2vec.ipynb, sections 3 (training) and 5 (against gensim).
     """
 
     def __init__(
@@ -364,6 +371,45 @@ class Word2Vec:
             _add_rows(self.syn0, context, step_hidden[:, None, :] * present[:, :, None])
         return float(loss.sum())
 
+    def _row_load(self, inputs: torch.Tensor, outputs: torch.Tensor) -> float:
+        """The largest expected number of gradient terms one word's vector receives per
+        example of an epoch whose examples are ``inputs`` ``(examples,)`` or ``(examples,
+        2 * window)`` (-1 for none) and ``outputs`` ``(examples,)``.
+
+        A word's occurrences as an input count ``1 + negative`` terms each (the true
+        word's and every noise word's), as the true output one, and its expected draws as
+        a noise word one each. A batch of B examples gives the busiest word about B times
+        this many terms, all computed from the same vectors and summed. 0 for no examples.
+        """
+        if not len(outputs):
+            return 0.0
+        vocab = len(self.wv)
+        load = (1 + self.negative) * torch.bincount(inputs[inputs >= 0], minlength=vocab)
+        load = load.double() + torch.bincount(outputs, minlength=vocab).double()
+        noise = torch.diff(self.cum_table, prepend=torch.zeros(1, dtype=torch.float64))
+        load += len(outputs) * self.negative * noise
+        return float(load.max()) / len(outputs)
+
+    def _default_batch_size(self, load: float, examples: int) -> int:
+        """The batch size of an epoch of ``examples`` examples whose busiest word gets
+        ``load`` gradient terms per example (`_row_load`).
+
+        At most `MAX_BATCH_SIZE`, and small enough to leave `MIN_STEPS_PER_EPOCH` steps.
+        And a third limit: a step sums the updates of a batch, all computed from the same
+        vectors, where gensim applies them one pair at a time. For a word that fills many
+        slots of one batch the sum overshoots: without subsampling and with 15 noise
+        words, "the" receives about 7,100 gradient terms per step of 4,096 pairs on the
+        Wikipedia sample, and skip-gram diverges to NaN in its first epoch (at 1,560 pairs,
+        2,700 terms, it still does; at 512 it learns). So the batch also keeps the busiest
+        word's load at most `MAX_ROW_LOAD`, which keeps every setting of the chapter and
+        of ``scripts/word2vec_ablation.py`` stable; the chapter's skip-gram (855 terms at
+        4,096 pairs) keeps `MAX_BATCH_SIZE`. A text where one word is a much larger share
+        can still diverge; `_train` then stops with an error that says what to change.
+        """
+        steps_limit = -(-examples // MIN_STEPS_PER_EPOCH)
+        load_limit = int(MAX_ROW_LOAD / load) if load > 0 else MAX_BATCH_SIZE
+        return max(1, min(MAX_BATCH_SIZE, steps_limit, load_limit))
+
     def _train(self) -> None:
         bar = tqdm(total=self.epochs, unit="epoch", disable=not self.progress, desc="word2vec")
         start = time.perf_counter()
@@ -379,14 +425,22 @@ class Word2Vec:
             order = torch.from_numpy(self._numpy_rng.permutation(len(examples)))
             inputs_all = torch.from_numpy(inputs_all)[order]
             outputs_all = torch.from_numpy(outputs_all)[order]
-            steps = MIN_STEPS_PER_EPOCH
-            size = self.batch_size or min(MAX_BATCH_SIZE, max(1, -(-len(order) // steps)))
+            load = self._row_load(inputs_all, outputs_all)
+            size = self.batch_size or self._default_batch_size(load, len(order))
             total_loss = 0.0
             for first in range(0, len(order), size):
                 progress = (epoch + first / len(order)) / self.epochs
                 lr = self.alpha - (self.alpha - self.min_alpha) * progress
                 batch = slice(first, first + size)
                 total_loss += self._sgd_step(inputs_all[batch], outputs_all[batch], lr)
+            if not math.isfinite(total_loss):
+                bar.close()
+                raise FloatingPointError(
+                    f"training diverged in epoch {epoch + 1}: the loss is {total_loss}. With "
+                    f"batch_size={size}, the most frequent word received about "
+                    f"{load * size:,.0f} gradient terms per step, summed; pass a smaller "
+                    "batch_size, turn on subsampling (sample > 0) or lower alpha"
+                )
             seconds = time.perf_counter() - epoch_start
             self.history.append(
                 {
@@ -415,7 +469,7 @@ def cosine_neighbours(vectors: torch.Tensor, query: torch.Tensor, topn: int) -> 
     """Rows of ``vectors`` ``(n, d)`` with the largest cosine to ``query`` ``(d,)``:
     their indices ``(topn,)``, most similar first (a zero row has cosine 0).
 
-    Used in: notebooks/01_word2vec.ipynb section "Nearest neighbours".
+    Used in: notebooks/01_word2vec.ipynb, section 4 (and its exercise 5).
     """
     norms = vectors.norm(dim=1).clamp_min(1e-12) * query.norm().clamp_min(1e-12)
     return torch.topk(vectors @ query / norms, topn).indices
@@ -425,7 +479,7 @@ def analogy(vectors: torch.Tensor, a: int, b: int, c: int) -> int:
     """3CosAdd: "a is to b as c is to ?" answered by the row, other than a, b and c, with
     the largest cosine to unit(b) - unit(a) + unit(c). ``vectors`` ``(n, d)``.
 
-    Used in: notebooks/01_word2vec.ipynb section "Analogies".
+    Used in: notebooks/01_word2vec.ipynb, section 4 (and its exercise 6).
     """
     unit = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
     cosines = unit @ (unit[b] - unit[a] + unit[c])

@@ -5,8 +5,7 @@ the same vectors: nearest neighbours, similarities, word-pair correlations
 (WordSim-353, SimLex-999), analogies, and word2vec.c's file format. Chapter 1's
 word2vec and its count-based baseline both return one; later chapters compare with it.
 
-Used in: notebooks/01_word2vec.ipynb (sections "Nearest neighbours", "Evaluation") and
-notebooks/02_elmo.ipynb.
+Used in: notebooks/01_word2vec.ipynb (sections 4 to 6) and notebooks/02_elmo.ipynb.
 """
 
 from __future__ import annotations
@@ -52,7 +51,8 @@ class KeyedVectors:
     vectors: ``most_similar``, ``similarity``, ``evaluate_word_pairs``,
     ``evaluate_word_analogies``, ``save_word2vec_format`` and ``load_word2vec_format``.
 
-    Used in: notebooks/01_word2vec.ipynb (sections "Nearest neighbours", "Evaluation").
+    Used in: notebooks/01_word2vec.ipynb, sections 4 (neighbours, analogies) and 5
+    (evaluation, files).
     """
 
     def __init__(
@@ -219,7 +219,7 @@ class KeyedVectors:
         ``restrict_vocab`` words are skipped. Returns ``(pearson, spearman, oov_ratio)``:
         each ``(coefficient, p-value)``, and the percentage of pairs skipped.
 
-        Used in: notebooks/01_word2vec.ipynb section "Evaluation".
+        Used in: notebooks/01_word2vec.ipynb, section 5.
         """
         ok_vocab = self._folded_vocab(restrict_vocab, case_insensitive)
         gold, index_a, index_b, oov = [], [], [], 0
@@ -268,7 +268,7 @@ class KeyedVectors:
         with ``"section"``, ``"correct"`` and ``"incorrect"`` (lists of the questions,
         upper-cased when ``case_insensitive``), the last one being ``"Total accuracy"``.
 
-        Used in: notebooks/01_word2vec.ipynb section "Evaluation".
+        Used in: notebooks/01_word2vec.ipynb, sections 4 and 5.
         """
         ok_vocab = self._folded_vocab(restrict_vocab, case_insensitive)
         sections: list[dict[str, object]] = []
@@ -342,50 +342,121 @@ class KeyedVectors:
 
     # ------------------------------------------------------------------ files
 
-    def save_word2vec_format(self, path: str | Path) -> None:
-        """Write the vectors in word2vec.c's text format, which gensim's
-        ``KeyedVectors.load_word2vec_format(path)`` reads: a line ``<words> <size>``, then
-        one line per word, ``word v1 v2 ...``, in the order of ``index_to_key``."""
+    def save_word2vec_format(self, path: str | Path, binary: bool = False) -> None:
+        """Write the vectors in word2vec.c's format, which gensim's
+        ``KeyedVectors.load_word2vec_format(path, binary=binary)`` reads.
+
+        Both variants open with the line ``<number of words> <vector size>`` and list the
+        words in the order of ``index_to_key``, encoded as UTF-8. The text variant
+        (``binary=False``) writes one line per word, ``word v1 v2 ...``, each number with
+        9 significant digits (enough to read back the same float32). The binary variant,
+        how word2vec.c and most published vectors store them, writes for each word its
+        bytes, a space, ``vector_size`` little-endian float32 numbers (4 bytes each), and
+        a newline, as word2vec.c does (gensim omits that newline; both readers accept
+        either).
+
+        Used in: notebooks/01_word2vec.ipynb, section 5.
+        """
+        if not isinstance(binary, bool):
+            raise TypeError(f"binary: expected True or False, got {type(binary).__name__}")
         for word in self.index_to_key:
             if not word or any(c.isspace() for c in word):
                 raise ValueError(
                     f"cannot save the word {word!r}: the word2vec format separates fields "
                     "with spaces, so a word must be non-empty and hold no white space"
                 )
-        lines = [f"{len(self)} {self.vector_size}"]
-        for word, row in zip(self.index_to_key, self.vectors.tolist(), strict=True):
-            lines.append(word + " " + " ".join(f"{x:.9g}" for x in row))
-        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        header = f"{len(self)} {self.vector_size}\n".encode()
+        with open(path, "wb") as f:
+            f.write(header)
+            if binary:
+                rows = self.vectors.numpy().astype("<f4")
+                for word, row in zip(self.index_to_key, rows, strict=True):
+                    f.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
+            else:
+                for word, row in zip(self.index_to_key, self.vectors.tolist(), strict=True):
+                    line = word + " " + " ".join(f"{x:.9g}" for x in row) + "\n"
+                    f.write(line.encode("utf-8"))
 
     @classmethod
-    def load_word2vec_format(cls, path: str | Path) -> KeyedVectors:
-        """Read vectors in word2vec.c's text format (what gensim's
-        ``save_word2vec_format(path)`` writes)."""
-        with open(path, encoding="utf-8") as f:
-            header = f.readline().split()
-            if len(header) != 2 or not all(h.isdigit() for h in header):
-                raise ValueError(
-                    f"{path}: the first line must be '<number of words> <vector size>', "
-                    f"got {' '.join(header)!r}"
-                )
-            n, size = int(header[0]), int(header[1])
-            words, rows = [], []
-            for line_no, line in enumerate(f, start=2):
-                if not line.strip():
-                    continue
-                word, *values = line.rstrip().split(" ")
-                if len(values) != size:
-                    raise ValueError(
-                        f"{path}, line {line_no}: expected {size} numbers after the word "
-                        f"{word!r}, got {len(values)}"
-                    )
-                words.append(word)
-                rows.append([float(v) for v in values])
-        if len(words) != n:
+    def load_word2vec_format(cls, path: str | Path, binary: bool = False) -> KeyedVectors:
+        """Read vectors in word2vec.c's format: text (``binary=False``) or binary
+        (``binary=True``), as gensim's ``save_word2vec_format(path, binary=binary)`` and
+        word2vec.c write them (see `save_word2vec_format`); words are UTF-8.
+
+        Used in: notebooks/01_word2vec.ipynb, section 5.
+        """
+        if not isinstance(binary, bool):
+            raise TypeError(f"binary: expected True or False, got {type(binary).__name__}")
+        content = Path(path).read_bytes()
+        end_of_header = content.find(b"\n")
+        header = content[: max(end_of_header, 0)].split()
+        if len(header) != 2 or not all(h.isdigit() for h in header):
+            shown = content[: end_of_header if 0 <= end_of_header < 40 else 40]
             raise ValueError(
-                f"{path}: the header announces {n} words but the file has {len(words)}"
+                f"{path}: the first line must be '<number of words> <vector size>', got {shown!r}"
             )
-        return cls(words, torch.tensor(rows, dtype=torch.float32).reshape(n, size))
+        n, size = int(header[0]), int(header[1])
+        body = content[end_of_header + 1 :]
+        read = _read_binary if binary else _read_text
+        words, vectors = read(body, n, size, str(path))
+        return cls(words, torch.from_numpy(vectors))
+
+
+def _read_text(body: bytes, n: int, size: int, path: str) -> tuple[list[str], np.ndarray]:
+    """The words and ``(n, size)`` float32 vectors of a text word2vec file's lines."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: byte {error.start + 1} after the header is not UTF-8 text; a file in "
+            "word2vec.c's binary format is read with binary=True"
+        ) from None
+    words, rows = [], []
+    for line_no, line in enumerate(text.splitlines(), start=2):
+        if not line.strip():
+            continue
+        word, *values = line.rstrip().split(" ")
+        if len(values) != size:
+            raise ValueError(
+                f"{path}, line {line_no}: expected {size} numbers after the word {word!r}, "
+                f"got {len(values)}"
+            )
+        words.append(word)
+        rows.append([float(v) for v in values])
+    if len(words) != n:
+        raise ValueError(f"{path}: the header announces {n} words but the file has {len(words)}")
+    return words, np.array(rows, dtype=np.float32).reshape(n, size)
+
+
+def _read_binary(body: bytes, n: int, size: int, path: str) -> tuple[list[str], np.ndarray]:
+    """The words and ``(n, size)`` float32 vectors of a binary word2vec file's records:
+    ``word<space><size little-endian float32>``, each optionally followed by a newline."""
+    width = 4 * size
+    words, vectors = [], np.empty((n, size), dtype=np.float32)
+    position = 0
+    for i in range(n):
+        while body[position : position + 1] == b"\n":  # word2vec.c's newline after a vector
+            position += 1
+        space = body.find(b" ", position)
+        if space < 0 or space + 1 + width > len(body):
+            raise ValueError(
+                f"{path}: the header announces {n} words of {size} numbers but the file ends "
+                f"after {i}; is it in the text format (binary=False)?"
+            )
+        try:
+            words.append(body[position:space].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{path}: word {i + 1} ({body[position:space][:40]!r}) is not UTF-8"
+            ) from None
+        vectors[i] = np.frombuffer(body, dtype="<f4", count=size, offset=space + 1)
+        position = space + 1 + width
+    if body[position:].strip(b"\n"):
+        raise ValueError(
+            f"{path}: {len(body) - position} bytes follow the {n} words the header "
+            "announces; is it in the text format (binary=False)?"
+        )
+    return words, vectors
 
 
 def _as_list(items: Query | Sequence[Query] | None) -> list[Query]:

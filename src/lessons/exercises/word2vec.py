@@ -585,7 +585,34 @@ quiz.register(
                     "the true word and of the 5 noise words",
                     "correct": True,
                     "feedback": "Right: 7 rows out of the two tables. That is why the "
-                    "updates are sparse (`index_add_`) and fast.",
+                    "updates are sparse (`scatter_add_` on those rows only) and fast.",
+                },
+            ],
+        },
+        {
+            "question": "CBOW with a full window of 2 words on each side: the 4 context "
+            "vectors are averaged into h, and one step changes h by Δ. What do word2vec.c, "
+            "gensim and `lessons.word2vec` add to the input vector of each context word?",
+            "type": "multiple_choice",
+            "answers": [
+                {
+                    "answer": "Δ, the whole change of the mean",
+                    "correct": True,
+                    "feedback": "Right: each context word gets the mean's whole update. The "
+                    "exact gradient of a mean would give each Δ / 4; the original code chose "
+                    "the larger step, and gensim and we follow it.",
+                },
+                {
+                    "answer": "Δ / 4, its share of the mean",
+                    "correct": False,
+                    "feedback": "That is what the chain rule through the mean gives, but not "
+                    "what word2vec.c does: it adds the whole Δ to every context word.",
+                },
+                {
+                    "answer": "Nothing: only the output vectors learn in CBOW",
+                    "correct": False,
+                    "feedback": "The input vectors are the word vectors we keep; they must "
+                    "learn. Each context word's input vector moves with the mean.",
                 },
             ],
         },
