@@ -453,7 +453,7 @@ def test_tiled_attention_never_scores_more_than_one_block_at_a_time():
                 torch.randn(2, 3, 4), torch.randn(2, 5, 6), torch.randn(2, 5, 3)
             ),
             ValueError,
-            "one size d_k",
+            "query and key: expected the same feature size d_k",
         ),
         (
             lambda: tiled_attention(

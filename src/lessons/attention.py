@@ -209,24 +209,7 @@ def scaled_dot_product_attention(
 
     Used in: notebooks/03_attention.ipynb, sections 4 and 5.
     """
-    for name, tensor in (("query", query), ("key", key), ("value", value)):
-        checks.tensor(name, tensor, dtype="float")
-        if tensor.dim() < 2:
-            raise ValueError(f"{name}: expected (..., length, features), got {tuple(tensor.shape)}")
-    shapes = f"query {tuple(query.shape)}, key {tuple(key.shape)}, value {tuple(value.shape)}"
-    if not query.dtype == key.dtype == value.dtype:
-        raise TypeError(
-            f"query, key and value: expected one dtype, got {query.dtype}, {key.dtype} and "
-            f"{value.dtype}"
-        )
-    if not query.shape[:-2] == key.shape[:-2] == value.shape[:-2]:
-        raise ValueError(
-            f"query, key and value: expected the same leading dimensions, got {shapes}"
-        )
-    if query.shape[-1] != key.shape[-1]:
-        raise ValueError(f"query and key: expected the same feature size d_k, got {shapes}")
-    if key.shape[-2] != value.shape[-2]:
-        raise ValueError(f"key and value: expected one value per key (k_len), got {shapes}")
+    _check_query_key_value(query, key, value)
     checks.probability("dropout_p", dropout_p)
 
     if mask is not None:
@@ -370,25 +353,7 @@ def tiled_attention(
 
     Used in: notebooks/03_attention.ipynb, section 4.
     """
-    for name, tensor in (("query", query), ("key", key), ("value", value)):
-        checks.tensor(name, tensor, dtype="float")
-        if tensor.dim() < 2:
-            raise ValueError(f"{name}: expected (..., length, features), got {tuple(tensor.shape)}")
-    shapes = f"query {tuple(query.shape)}, key {tuple(key.shape)}, value {tuple(value.shape)}"
-    if not query.dtype == key.dtype == value.dtype:
-        raise TypeError(
-            f"query, key and value: expected one dtype, got {query.dtype}, {key.dtype} and "
-            f"{value.dtype}"
-        )
-    if not query.shape[:-2] == key.shape[:-2] == value.shape[:-2]:
-        raise ValueError(
-            f"query, key and value: expected the same leading dimensions, got {shapes}"
-        )
-    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
-        raise ValueError(
-            f"query, key and value: expected query and key of one size d_k and one value "
-            f"per key, got {shapes}"
-        )
+    _check_query_key_value(query, key, value)
     checks.positive_int("block_size", block_size)
     k_len = key.shape[-2]
     if mask is not None:
@@ -637,6 +602,29 @@ def _check_query_keys(
             f"got {shapes}"
         )
     return query, keys
+
+
+def _check_query_key_value(query: object, key: object, value: object) -> None:
+    """``(..., q_len, d_k)``, ``(..., k_len, d_k)``, ``(..., k_len, d_v)``: one dtype, the
+    same leading dimensions, one ``d_k`` for queries and keys, one value per key."""
+    for name, tensor in (("query", query), ("key", key), ("value", value)):
+        checks.tensor(name, tensor, dtype="float")
+        if tensor.dim() < 2:
+            raise ValueError(f"{name}: expected (..., length, features), got {tuple(tensor.shape)}")
+    shapes = f"query {tuple(query.shape)}, key {tuple(key.shape)}, value {tuple(value.shape)}"
+    if not query.dtype == key.dtype == value.dtype:
+        raise TypeError(
+            f"query, key and value: expected one dtype, got {query.dtype}, {key.dtype} and "
+            f"{value.dtype}"
+        )
+    if not query.shape[:-2] == key.shape[:-2] == value.shape[:-2]:
+        raise ValueError(
+            f"query, key and value: expected the same leading dimensions, got {shapes}"
+        )
+    if query.shape[-1] != key.shape[-1]:
+        raise ValueError(f"query and key: expected the same feature size d_k, got {shapes}")
+    if key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"key and value: expected one value per key (k_len), got {shapes}")
 
 
 def _check_mask(mask: object, scores_shape: Sequence[int], name: str = "mask") -> torch.Tensor:
