@@ -1,4 +1,4 @@
-"""Tests of lessons.quiz: every question of the book is well formed, and shows."""
+"""Tests of lessons.exercises.quiz: every question of the book is well formed, and shows."""
 
 from __future__ import annotations
 
