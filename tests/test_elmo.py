@@ -218,15 +218,6 @@ def test_the_loss_of_a_padded_batch_is_the_mean_over_all_predicted_tokens():
         assert torch.allclose(together[direction], expected, atol=1e-5)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train several times faster on one thread than on many busy ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_a_tiny_bilm_overfits_three_sentences(one_thread):
     vocab = Vocabulary.from_sentences(SENTENCES)
     bilm = tiny_bilm(len(vocab), seed=1)

@@ -195,15 +195,6 @@ def test_default_batch_bounds_the_busiest_words_load():
     assert model._row_load(cbow, torch.tensor([1, 2])) == pytest.approx((2 * 4 + 2 * 3 * p_a) / 2)
 
 
-@pytest.fixture
-def one_thread():
-    """Train on one thread (several threads on a busy machine are many times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_a_frequent_word_without_subsampling_trains_stably(one_thread):
     """With "the" at 8% of the text, no subsampling and 15 noise words, a batch of 4,096
     pairs sums so many stale updates of "the" that training diverges (and says so); the
