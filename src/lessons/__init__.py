@@ -32,6 +32,7 @@ CHAPTER_MODULES = (
     "elmo",  # 2. ELMo: character-aware bidirectional language model
     "attention",  # 3. Attention: scores, masks, multi-head attention
     "seq2seq",  # 3. Attention: encoder-decoders with and without attention
+    "transformer",  # 4. The Transformer: layers, training recipe, decoding, the LM
 )
 
 __all__ = ["CHAPTER_MODULES", "__version__", "check_environment", "show_source"]

@@ -228,6 +228,7 @@ def train(
     criterion: Callable | None = None,
     loss_fn: LossFn | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     lr: float = 1e-3,
     epochs: int = 1,
     max_steps: int | None = None,
@@ -247,6 +248,8 @@ def train(
         criterion: ``criterion(model(inputs), targets)`` for batches ``(inputs, targets)``.
         loss_fn: ``loss_fn(model, batch)`` for any other batch; give this or ``criterion``.
         optimizer: defaults to Adam over the model's parameters with learning rate ``lr``.
+        scheduler: a learning-rate scheduler of ``optimizer``, stepped after every
+            optimizer step (e.g. the warm-up of `lessons.transformer.paper_optimizer`).
         epochs: passes over ``train_data``.
         max_steps: stop after this many optimizer steps, even within an epoch.
         val_data: measured with `evaluate` after each epoch (``val_loss`` and ``metrics``).
@@ -295,6 +298,8 @@ def train(
             max_norm = clip_grad_norm if clip_grad_norm is not None else math.inf
             grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
 
             history.step_loss.append(loss.item())
             history.grad_norm.append(float(grad_norm))
