@@ -20,6 +20,7 @@ from lessons import exercises
 from lessons.attention import AdditiveScore
 from lessons.elmo import BiLM, CharCNN, Highway, ScalarMix, character_ids
 from lessons.exercises import elmo as elmo_exercises
+from lessons.transformer import EncoderLayer
 
 CHAPTER_MODULES = {f"lessons.{name}" for name in lessons.CHAPTER_MODULES}
 
@@ -63,12 +64,20 @@ def _scalar_mix(layers, weights, gamma) -> torch.Tensor:
     return module(layers)
 
 
+def _encoder_layer(x, params, nhead, mask=None, norm_first=False) -> torch.Tensor:
+    d_model, d_ff = params["norm1.weight"].shape[0], params["feed_forward.linear1.bias"].shape[0]
+    layer = EncoderLayer(d_model, nhead, d_ff, dropout=0.0, norm_first=norm_first)
+    layer.load_state_dict(params)
+    return layer.eval()(x, mask)
+
+
 #: exercise id -> what the taught module returns for a case's arguments.
 EQUIVALENTS: dict[str, Callable[..., Any]] = {
     "attention.additive_score": _additive_score,
     "elmo.highway": _highway,
     "elmo.conv_max_pool": _conv_max_pool,
     "elmo.scalar_mix": _scalar_mix,
+    "transformer.encoder_layer": _encoder_layer,
 }
 #: Solutions proved equal to their module by a test of their own, below.
 TESTED_BELOW = {"elmo.bidirectional_loss"}

@@ -24,6 +24,8 @@ from lessons.transformer import (
     TransformerLM,
     TransformerSeq2Seq,
     beam_search,
+    beam_step,
+    decoder_mask,
     greedy_search,
     label_smoothed_cross_entropy,
     lm_batch,
@@ -301,6 +303,25 @@ def test_mask_from_torch():
         mask_from_torch(None, torch.zeros(3, 2, dtype=torch.bool), 2, 4, 3, 3)
     with pytest.raises(TypeError, match="attn_mask: expected a bool mask"):
         mask_from_torch(torch.zeros(3, 3, dtype=torch.long), None, 2, 4, 3, 3)
+
+
+def test_decoder_mask_is_pytorchs_causal_and_padding_masks_converted():
+    real = torch.tensor([[True, True, True, False], [False, True, True, True]])  # right, left
+    future = nn.Transformer.generate_square_subsequent_mask(4)
+    expected = mask_from_torch(future, ~real, 2, 1, 4, 4)
+    torch.testing.assert_close(decoder_mask(real), expected, atol=0, rtol=0)
+    with pytest.raises(TypeError, match="real"):
+        decoder_mask(real.long())
+
+
+def test_beam_step_ranks_every_extension_of_every_prefix_together():
+    """The second prefix's two extensions beat the first prefix's second best."""
+    scores = torch.tensor([[-1.0, -2.0]])
+    log_probs = torch.log(torch.tensor([[[0.1, 0.9, 1e-9], [0.6, 0.4, 1e-9]]]))
+    new_scores, beam, token = beam_step(scores, log_probs, 3)
+    assert beam.tolist() == [[0, 1, 1]] and token.tolist() == [[1, 0, 1]]
+    expected = torch.tensor([[-1 + math.log(0.9), -2 + math.log(0.6), -2 + math.log(0.4)]])
+    torch.testing.assert_close(new_scores, expected)
 
 
 def test_transformer_forward_checks_its_inputs():
@@ -610,3 +631,26 @@ def test_decoder_layer_without_cross_attention_refuses_memory():
     decoder = Decoder(1, 8, 2, dim_feedforward=16)
     with pytest.raises(ValueError, match="memory"):
         decoder(torch.randn(1, 2, 8))
+
+
+# --------------------------------------------------------------------------------------
+# The shipped language model
+# --------------------------------------------------------------------------------------
+
+
+def test_the_shipped_lm_has_chapter_2s_vocabulary_and_the_perplexity_its_notes_claim():
+    """The float16 weights give the validation perplexity the training run measured in
+    float32 (its notes round to 0.1), on chapter 2's tokens and vocabulary."""
+    from lessons.core import data
+    from lessons.core.checkpoint import checkpoint_notes
+    from lessons.elmo import load_pretrained as load_elmo
+    from lessons.transformer import load_lm_vocab, load_pretrained, pretrained_path
+
+    vocab = load_lm_vocab()
+    assert vocab.index_to_key == load_elmo()[1].index_to_key
+    model = load_pretrained("lm")
+    assert model.output_bias.dtype == torch.float32 and not model.training
+    notes = checkpoint_notes(pretrained_path("lm"))
+    measured = perplexity(model, vocab, data.wikipedia("validation"))
+    assert measured == pytest.approx(notes["validation_perplexity"], abs=0.1)
+    assert notes["minutes"] <= 31.1 and notes["threads"] == 2

@@ -71,7 +71,9 @@ __all__ = [
     "TransformerLM",
     "TransformerSeq2Seq",
     "beam_search",
+    "beam_step",
     "cached_attention",
+    "decoder_mask",
     "greedy_search",
     "label_smoothed_cross_entropy",
     "lm_batch",
@@ -652,6 +654,22 @@ def mask_from_torch(
     return allowed
 
 
+def decoder_mask(real: torch.Tensor) -> torch.Tensor:
+    """The mask of a decoder's self-attention over padded targets: bool ``(batch, 1,
+    tgt_len, tgt_len)``, True where query ``i`` may attend key ``j``, that is when ``j <=
+    i`` (`causal_mask`: no peeking at the future) and ``j`` is a real token.
+
+    ``real`` is bool ``(batch, tgt_len)``, False at padding; the 1 broadcasts over the
+    heads. With right padding the causal part alone already hides the padding from every
+    real token (padding comes after it); with left padding it does not.
+
+    Used in: notebooks/04_transformer.ipynb, section 4.
+    """
+    real = checks.tensor("real", real, dims=2, dtype=torch.bool, layout="(batch, tgt_len)")
+    no_future = causal_mask(real.shape[1], device=real.device)  # (tgt_len, tgt_len)
+    return no_future & real[:, None, None, :]  # real keys, for every query and head
+
+
 def _allowed(name: str, mask: object) -> torch.Tensor:
     """``~mask`` for a bool PyTorch mask; ``mask == 0`` for a 0 / -inf float mask."""
     if not isinstance(mask, torch.Tensor):
@@ -1213,6 +1231,26 @@ def greedy_search(
     return ids[:, 0]
 
 
+def beam_step(
+    scores: torch.Tensor, log_probs: torch.Tensor, beam_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of beam search: the ``beam_size`` best one-token extensions of each row.
+
+    ``scores`` ``(batch, beams)``: the total log-probability of each prefix (-inf for an
+    empty slot); ``log_probs`` ``(batch, beams, vocab)``: each next token's
+    log-probability after each prefix. The ``beams × vocab`` candidates of a row (a
+    prefix and one more token) are ranked together, so the best may all extend the same
+    prefix. Returns ``(scores, beam, token)``, each ``(batch, beam_size)``, best first:
+    the candidates' scores, the prefix each extends and the token it adds.
+
+    Used in: notebooks/04_transformer.ipynb, section 7.
+    """
+    batch, beams, vocab = log_probs.shape
+    candidates = (scores[..., None] + log_probs).reshape(batch, beams * vocab)
+    new_scores, best = candidates.topk(beam_size, dim=-1)  # flat index: beam · vocab + token
+    return new_scores, best // vocab, best % vocab
+
+
 @torch.no_grad()
 def beam_search(
     model: TransformerSeq2Seq,
@@ -1263,15 +1301,12 @@ def beam_search(
         inputs = tokens[:, -1:] if use_cache else tokens
         log_p = F.log_softmax(model.decode(memory, mask, inputs, cache)[:, -1], dim=-1)
         log_p = log_p.view(batch, k, -1)
-        vocab_size = log_p.shape[-1]
         # <s> is never written; a finished prefix can only be followed by padding, at no
         # cost, and an unfinished one never is
         log_p[..., vocab.bos_id] = -math.inf
         log_p = log_p.masked_fill(finished[..., None], -math.inf)
         log_p[..., vocab.pad_id] = torch.where(finished, 0.0, -math.inf)
-        candidates = (scores[..., None] + log_p).view(batch, k * vocab_size)
-        scores, best = candidates.topk(k, dim=-1)  # (batch, k)
-        beam, token = best // vocab_size, best % vocab_size
+        scores, beam, token = beam_step(scores, log_p, k)  # each (batch, k)
         rows = (torch.arange(batch, device=device)[:, None] * k + beam).view(-1)
         tokens = torch.cat([tokens[rows], token.view(-1, 1)], dim=1)
         if cache is not None:
