@@ -1,13 +1,15 @@
 """The encoder-decoders of Chapter 3 on inputs as long as and longer than in training.
 
 Run from the repository root, after ``scripts/train_seq2seq.py`` has written the models
-(into ``src/lessons/pretrained/``, where ``lessons.seq2seq.load_pretrained`` finds them)::
+(into ``src/lessons/pretrained/``, where ``lessons.seq2seq.load_pretrained`` and, for the
+models without recurrence, ``lessons.transformer.load_pretrained`` find them)::
 
     .venv/bin/python bench/seq2seq.py
 
 It prints one report and writes it to ``bench/results/seq2seq.txt`` (``--output``).
 
-What is measured, the same way for every model (``src/lessons/pretrained/seq2seq-*``):
+What is measured, the same way for every model (``src/lessons/pretrained/seq2seq-*`` and
+``transformer-extract-*``):
 
 * Data: the test lists of the model's task, rebuilt with the defaults that training
   used: ``lessons.core.tasks.date_extraction_splits()`` (a date among filler words; train
@@ -56,13 +58,9 @@ from lessons.core.tasks import (
     date_extraction_splits,
     make_batch,
 )
-from lessons.seq2seq import (
-    accuracy_by_length,
-    exact_match,
-    load_model,
-    predict,
-    seq2seq_loss,
-)
+from lessons.seq2seq import accuracy_by_length, exact_match, predict, seq2seq_loss
+from lessons.seq2seq import load_model as load_recurrent
+from lessons.transformer import load_model as load_transformer
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "src" / "lessons" / "pretrained"
@@ -73,19 +71,35 @@ BUCKETS = {
     "extract": [(10, 20), (21, 30), (31, 40), (41, 60), (61, 80), (81, 100), (101, 120)],
     "copy": [(1, 5), (6, 10), (11, 15), (16, 20), (21, 25), (26, 30)],
 }
+#: The order of the report: names are file names without ``seq2seq-`` and ``.safetensors``.
 ORDER = [
-    "none",
-    "none-48",
-    "additive",
-    "dot",
-    "general",
-    "transformer",
-    "transformer-convolution-sinusoidal",
-    "transformer-sinusoidal",
+    "extract-none",
+    "extract-none-48",
+    "extract-additive",
+    "extract-dot",
+    "extract-general",
+    "transformer-extract-convolution",
+    "transformer-extract-convolution-sinusoidal",
+    "transformer-extract-sinusoidal",
+    "copy-none",
+    "copy-additive",
 ]
 #: The models whose training steps are timed side by side, by source length.
-STEP_MODELS = ("extract-additive", "extract-transformer")
+STEP_MODELS = ("extract-additive", "transformer-extract-convolution")
 STEP_LENGTHS = (20, 40, 80, 120)
+
+
+def model_name(path: Path) -> str:
+    """``extract-additive`` for ``seq2seq-extract-additive.safetensors``; the models of
+    `lessons.transformer` keep their ``transformer-`` prefix."""
+    return path.stem.removeprefix("seq2seq-")
+
+
+def load_model(path: Path):
+    """A shipped model of either chapter module, in eval mode."""
+    if path.stem.startswith("transformer-"):
+        return load_transformer(path).eval()
+    return load_recurrent(path).eval()
 
 
 def bucket_accuracy(by_length: dict[int, tuple[float, int]], low: int, high: int) -> float:
@@ -165,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     paths = sorted(args.models.glob("seq2seq-*.safetensors"))
+    paths += sorted(args.models.glob("transformer-extract-*.safetensors"))
     if not paths:
         raise SystemExit(f"no seq2seq-*.safetensors in {args.models}: train them first")
     by_task: dict[str, list[Path]] = {}
@@ -205,9 +220,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         lines += [head]
         timing_batches = batches(splits.train[:4096], load_model(by_task[task][0]).vocab, 64)
-        names = sorted(by_task[task], key=lambda p: ORDER.index(p.stem.split("-", 2)[2]))
-        for path in names:
-            model = load_model(path).eval()
+        for path in sorted(by_task[task], key=lambda p: ORDER.index(model_name(p))):
+            model = load_model(path)
             notes = checkpoint_notes(path)
             pairs = splits.test + splits.long_test
             predictions = predict(model, [s for s, _ in pairs], MAX_LEN[task])
@@ -217,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
             long = exact_match(predictions[n:], [t for _, t in splits.long_test])
             params = sum(p.numel() for p in model.parameters())
             step = ms_per_step(model, timing_batches, args.timing_steps)
-            name = path.stem.removeprefix("seq2seq-")
+            name = model_name(path)
             measured[name] = {
                 "task": task,
                 "parameters": params,
@@ -244,9 +258,8 @@ def main(argv: list[str] | None = None) -> None:
             )
             lines.append(row)
             print(row, file=sys.stderr, flush=True)
-    step_models = {
-        name: load_model(args.models / f"seq2seq-{name}.safetensors") for name in STEP_MODELS
-    }
+    by_name = {model_name(path): path for path in paths}
+    step_models = {name: load_model(by_name[name]) for name in STEP_MODELS}
     by_length = step_ms_by_length(step_models, repeats=args.step_repeats)
     lines += [
         "",
@@ -280,10 +293,11 @@ def main(argv: list[str] | None = None) -> None:
         "the models within each repeat, and are the ones to compare.",
         "extract-none/additive/dot/general: RNNSeq2Seq with hidden_dim 24 (the decoder",
         "without attention sees one vector of 48 numbers); extract-none-48 and copy-*:",
-        "hidden_dim 48; transformers: d_model 64, 2 layers, 4 heads; the order of the source",
-        "from two convolutions (transformer), convolutions and sinusoidal positions",
-        "(transformer-convolution-sinusoidal) or sinusoidal positions alone",
-        "(transformer-sinusoidal).",
+        "hidden_dim 48; transformer-*: lessons.transformer.TransformerSeq2Seq, d_model 64,",
+        "2 layers, 4 heads, pre-norm, no dropout, trained as the recurrent models (Adam,",
+        "cross-entropy); the order of the source from two convolutions (-convolution),",
+        "convolutions and sinusoidal positions (-convolution-sinusoidal) or sinusoidal",
+        "positions alone (-sinusoidal).",
     ]
     report = "\n".join(lines) + "\n"
     print(report)

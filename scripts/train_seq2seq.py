@@ -1,19 +1,24 @@
 """Train the encoder-decoders of Chapter 3 (attention) and ship them inside the package.
 
-Trains every variant of `VARIANTS` with a fixed seed, one CPU thread, and writes
-``src/lessons/pretrained/seq2seq-<name>.safetensors`` (package data: after a pip install,
-``lessons.seq2seq.load_pretrained(name)`` reads it back; the training settings and seconds
-are in its notes, `lessons.seq2seq.checkpoint_notes`):
+Trains every variant of `VARIANTS` with a fixed seed, one CPU thread, and writes it into
+``src/lessons/pretrained/`` (package data: after a pip install the chapters read them
+back; the training settings and seconds are in each file's notes,
+`lessons.core.checkpoint.checkpoint_notes`):
 
-* finding the date in a text, ``lessons.core.tasks.date_extraction_splits()`` (sources of 10
-  to 40 characters): ``extract-none`` (no attention: the decoder sees one fixed-length
-  vector; ``extract-none-48`` the same with twice the state), ``extract-additive``
-  (Bahdanau), ``extract-dot`` and ``extract-general`` (Luong), ``extract-transformer``
-  (no recurrence; the encoder learns order with convolutions),
-  ``extract-transformer-convolution-sinusoidal`` (the same model and training with
+* finding the date in a text, ``lessons.core.tasks.date_extraction_splits()`` (sources of
+  10 to 40 characters), recurrent models (``seq2seq-<name>.safetensors``,
+  ``lessons.seq2seq.load_pretrained(name)``): ``extract-none`` (no attention: the decoder
+  sees one fixed-length vector; ``extract-none-48`` the same with twice the state),
+  ``extract-additive`` (Bahdanau), ``extract-dot`` and ``extract-general`` (Luong);
+* the same task without recurrence, chapter 4's ``lessons.transformer.TransformerSeq2Seq``
+  in chapter 3's setting (pre-norm, no dropout, Adam and plain cross-entropy as for the
+  recurrent models), saved as ``<name>.safetensors`` and read by
+  ``lessons.transformer.load_pretrained(name.removeprefix("transformer-"))``:
+  ``transformer-extract-convolution`` (the encoder learns order with convolutions),
+  ``transformer-extract-convolution-sinusoidal`` (the same model and training with
   sinusoidal positions added: the positions are the only change) and
-  ``extract-transformer-sinusoidal`` (the Transformer's recipe: sinusoidal positions and
-  no convolutions; it learns more slowly and trains for 6 epochs, not 2);
+  ``transformer-extract-sinusoidal`` (order as the Transformer gives it: sinusoidal
+  positions and no convolutions; it learns more slowly and trains for 6 epochs, not 2);
 * the copy task, ``lessons.core.tasks.copy_splits()`` (strings of 1 to 20 letters):
   ``copy-none`` and ``copy-additive``.
 
@@ -40,7 +45,8 @@ from typing import NamedTuple
 import torch
 
 from lessons.core.tasks import LengthSplits, batches, copy_splits, date_extraction_splits
-from lessons.seq2seq import RNNSeq2Seq, TransformerSeq2Seq, train_seq2seq
+from lessons.seq2seq import RNNSeq2Seq, train_seq2seq
+from lessons.transformer import TransformerSeq2Seq
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,9 +68,24 @@ def rnn(attention: str | None, hidden_dim: int = 48) -> Callable[[], RNNSeq2Seq]
 
 
 def transformer(source_positions: str) -> Callable[[], TransformerSeq2Seq]:
+    """Chapter 3's model without recurrence: pre-norm, no dropout (chapter 4's default is
+    the paper's post-norm with dropout)."""
     return lambda: TransformerSeq2Seq(
-        d_model=64, num_heads=4, num_layers=2, ff_dim=128, source_positions=source_positions
+        d_model=64,
+        num_heads=4,
+        num_layers=2,
+        ff_dim=128,
+        dropout=0.0,
+        source_positions=source_positions,
+        norm_first=True,
     )
+
+
+def file_name(name: str) -> str:
+    """The file of variant ``name``: ``transformer-…`` names are `lessons.transformer`'s,
+    the others ``seq2seq-<name>`` of `lessons.seq2seq`."""
+    stem = name if name.startswith("transformer-") else f"seq2seq-{name}"
+    return f"{stem}.safetensors"
 
 
 VARIANTS: dict[str, Variant] = {
@@ -77,15 +98,15 @@ VARIANTS: dict[str, Variant] = {
     "extract-additive": Variant("extract", rnn("additive", hidden_dim=24), epochs=2),
     "extract-dot": Variant("extract", rnn("dot", hidden_dim=24), epochs=2),
     "extract-general": Variant("extract", rnn("general", hidden_dim=24), epochs=2),
-    "extract-transformer": Variant("extract", transformer("convolution"), epochs=2),
-    # extract-transformer with sinusoidal positions added and nothing else changed (same
-    # parameters, initial weights, batches and steps): the like-for-like comparison
-    "extract-transformer-convolution-sinusoidal": Variant(
+    "transformer-extract-convolution": Variant("extract", transformer("convolution"), epochs=2),
+    # transformer-extract-convolution with sinusoidal positions added and nothing else
+    # changed (same parameters, initial weights, batches and steps): like with like
+    "transformer-extract-convolution-sinusoidal": Variant(
         "extract", transformer("convolution+sinusoidal"), epochs=2
     ),
-    # the Transformer's recipe, positions and no convolutions, learns more slowly: it
+    # the Transformer's positions and no convolutions learn more slowly: this one
     # trains for three times the steps of the others, and bench/seq2seq.py says so
-    "extract-transformer-sinusoidal": Variant("extract", transformer("sinusoidal"), epochs=6),
+    "transformer-extract-sinusoidal": Variant("extract", transformer("sinusoidal"), epochs=6),
     "copy-none": Variant("copy", rnn(None), epochs=5),
     "copy-additive": Variant("copy", rnn("additive"), epochs=5),
 }
@@ -119,8 +140,10 @@ def main(argv: list[str] | None = None) -> None:
             model, train_batches, epochs=variant.epochs, lr=variant.lr, seed=args.seed
         )
         seconds = time.perf_counter() - start
-        path = args.output_dir / f"seq2seq-{name}.safetensors"
+        path = args.output_dir / file_name(name)
         notes = {
+            "command": f"scripts/train_seq2seq.py --only {name} --seed {args.seed} "
+            f"--batch-size {args.batch_size} --threads {args.threads}",
             "task": variant.task,
             "epochs": variant.epochs,
             "lr": variant.lr,

@@ -224,6 +224,49 @@ def test_transformer_equals_nn_transformer(dtype, size, norm_first, activation):
         )
 
 
+def test_a_module_built_in_float64_is_copied_without_rounding():
+    torch.manual_seed(10)
+    settings = dict(dim_feedforward=16, dropout=0.0, batch_first=True, dtype=torch.float64)
+    reference = nn.Transformer(8, 2, 1, 1, **settings)
+    ours = Transformer.from_torch(reference)
+    assert all(p.dtype == torch.float64 for p in ours.parameters())
+    for (name, theirs), (_, mine) in zip(
+        sorted(reference.state_dict().items()), sorted(_as_torch_names(ours).items()), strict=True
+    ):
+        assert torch.equal(theirs, mine), name
+    src, tgt = torch.randn(2, 5, 8, dtype=torch.float64), torch.randn(2, 3, 8, dtype=torch.float64)
+    torch.testing.assert_close(ours(src, tgt), reference(src, tgt), atol=1e-13, rtol=0)
+
+
+def _as_torch_names(ours: Transformer) -> dict[str, torch.Tensor]:
+    """Our parameters under nn.Transformer's names (in_proj_weight = [W_q; W_k; W_v])."""
+    out = {}
+    for stack in ("encoder", "decoder"):
+        for i, layer in enumerate(getattr(ours, stack).layers):
+            prefix = f"{stack}.layers.{i}."
+            attentions = {"self_attn": layer.self_attn}
+            if stack == "decoder":
+                attentions["multihead_attn"] = layer.cross_attn
+            for name, attention in attentions.items():
+                projections = (attention.q_proj, attention.k_proj, attention.v_proj)
+                out[prefix + name + ".in_proj_weight"] = torch.cat([p.weight for p in projections])
+                out[prefix + name + ".in_proj_bias"] = torch.cat([p.bias for p in projections])
+                out[prefix + name + ".out_proj.weight"] = attention.out_proj.weight
+                out[prefix + name + ".out_proj.bias"] = attention.out_proj.bias
+            for name in ("linear1", "linear2"):
+                for kind in ("weight", "bias"):
+                    out[prefix + f"{name}.{kind}"] = getattr(
+                        getattr(layer.feed_forward, name), kind
+                    )
+            norms = ("norm1", "norm2", "norm3") if stack == "decoder" else ("norm1", "norm2")
+            for name in norms:
+                for kind in ("weight", "bias"):
+                    out[prefix + f"{name}.{kind}"] = getattr(getattr(layer, name), kind)
+        for kind in ("weight", "bias"):
+            out[f"{stack}.norm.{kind}"] = getattr(getattr(ours, stack).norm, kind)
+    return {k: v.detach() for k, v in out.items()}
+
+
 def test_every_mask_argument_has_pytorchs_meaning():
     reference = torch_transformer()
     ours = Transformer.from_torch(reference)

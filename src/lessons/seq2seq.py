@@ -1,39 +1,38 @@
-"""Encoder-decoder models for the generated tasks of `lessons.core.tasks`, with and without
-attention.
+"""Recurrent encoder-decoders for the generated tasks of `lessons.core.tasks`, with and
+without attention, and the functions that train, decode and measure them.
 
 Used in: notebooks/03_attention.ipynb, sections 1 (the fixed-length bottleneck),
-2 (Bahdanau and Luong attention), 5 (heads look at different places) and 6 (when
-recurrence isn't needed).
+2 (Bahdanau and Luong attention), 5 (heads look at different places), 6 (when
+recurrence isn't needed) and 7 (the explorer).
 
-Two models, one interface (``model(sources, source_lengths, decoder_inputs)`` -> logits,
-``model.greedy(...)``, ``model.vocab``, ``model.save`` / ``load``):
-
-* `RNNSeq2Seq`: a bidirectional GRU encoder and a GRU decoder (Cho et al., 2014;
-  Bahdanau et al., 2015). ``attention=None`` gives the decoder only the encoder's final
-  state: one fixed-length vector, whatever the length of the source. ``"additive"``
-  (Bahdanau), ``"dot"`` or ``"general"`` (Luong et al., 2015) let it look back at every
-  encoder state at every step, through the score functions of `lessons.attention`.
-* `TransformerSeq2Seq`: no recurrence at all. Convolutions and/or sinusoidal positions,
-  self-attention and feed-forward layers read every position of the source at once;
-  the decoder attends to its own past (`causal_mask`) and to the source
-  (`MultiHeadAttention`), as in Vaswani et al. (2017).
+`RNNSeq2Seq` is a bidirectional GRU encoder and a GRU decoder (Cho et al., 2014;
+Bahdanau et al., 2015). ``attention=None`` gives the decoder only the encoder's final
+state: one fixed-length vector, whatever the length of the source. ``"additive"``
+(Bahdanau), ``"dot"`` or ``"general"`` (Luong et al., 2015) let it look back at every
+encoder state at every step, through the score functions of `lessons.attention`.
 
 Training uses teacher forcing (the decoder reads the true previous character, see
-`lessons.core.tasks.make_batch`) and `lessons.core.train.train` with `seq2seq_loss`; `greedy_decode`
-writes the most likely character at each step and returns the attention weights for
-plotting. `exact_match` and `accuracy_by_length` measure the results.
+`lessons.core.tasks.make_batch`) and `lessons.core.train.train` with `seq2seq_loss`;
+`greedy_decode` writes the most likely character at each step and returns the attention
+weights for plotting. `exact_match` and `accuracy_by_length` measure the results.
 
-The models the chapter uses are trained by ``scripts/train_seq2seq.py`` and shipped inside
-the package: ``load_pretrained("extract-additive")`` (names: `pretrained_names`).
+These functions take any `Seq2SeqModel`: a module with ``vocab``, ``greedy`` and
+``model(sources, source_lengths, decoder_inputs)`` -> logits. Section 6 passes them the
+model without recurrence of chapter 4 (``lessons.transformer.TransformerSeq2Seq``),
+which has that interface; this module does not import it, since a chapter only builds on
+the chapters before it.
+
+The recurrent models the chapter uses are trained by ``scripts/train_seq2seq.py`` and
+shipped inside the package: ``load_pretrained("extract-additive")`` (names:
+`pretrained_names`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -45,8 +44,6 @@ from lessons.attention import (
     AdditiveScore,
     DotScore,
     GeneralScore,
-    MultiHeadAttention,
-    causal_mask,
     masked_softmax,
     padding_mask,
 )
@@ -60,9 +57,9 @@ __all__ = [
     "Decoded",
     "Encoder",
     "RNNSeq2Seq",
-    "SOURCE_POSITIONS",
-    "TransformerSeq2Seq",
+    "Seq2SeqModel",
     "accuracy_by_length",
+    "check_model",
     "exact_match",
     "greedy_decode",
     "load_model",
@@ -71,14 +68,11 @@ __all__ = [
     "pretrained_names",
     "pretrained_path",
     "seq2seq_loss",
-    "sinusoidal_positions",
     "train_seq2seq",
 ]
 
 #: The ``attention`` argument of `RNNSeq2Seq`.
 ATTENTION_TYPES = (None, "additive", "dot", "general")
-#: The ``source_positions`` argument of `TransformerSeq2Seq`.
-SOURCE_POSITIONS = ("convolution", "sinusoidal", "convolution+sinusoidal")
 #: Where the shipped models are: inside the package, so a pip install has them.
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
@@ -244,209 +238,55 @@ class RNNSeq2Seq(Checkpointed):
 
 
 # --------------------------------------------------------------------------------------
-# The non-recurrent encoder-decoder
-# --------------------------------------------------------------------------------------
-
-
-def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
-    """Vaswani et al.'s positional encodings ``(length, dim)``: ``sin(p / 10000^(2k /
-    dim))`` in even columns, ``cos`` of the same in odd ones. Fixed, not learned, so they
-    exist for positions never seen in training."""
-    positions = torch.arange(length, dtype=torch.float32)[:, None]
-    frequencies = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * -math.log(1e4) / dim)
-    out = torch.zeros(length, dim)
-    out[:, 0::2] = torch.sin(positions * frequencies)
-    out[:, 1::2] = torch.cos(positions * frequencies)[:, : dim // 2]
-    return out
-
-
-class _FeedForward(nn.Sequential):
-    def __init__(self, d_model: int, ff_dim: int):
-        super().__init__(nn.Linear(d_model, ff_dim), nn.ReLU(), nn.Linear(ff_dim, d_model))
-
-
-class _EncoderLayer(nn.Module):
-    """Pre-norm: ``x + self_attention(norm(x))``, then ``x + feed_forward(norm(x))``."""
-
-    def __init__(self, d_model: int, num_heads: int, ff_dim: int):
-        super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.self_attention = MultiHeadAttention(d_model, num_heads)
-        self.feed_forward = _FeedForward(d_model, ff_dim)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.norm1(x)
-        x = x + self.self_attention(h, h, h, mask, need_weights=False)[0]
-        return x + self.feed_forward(self.norm2(x))
-
-
-class _DecoderLayer(nn.Module):
-    """Pre-norm: masked self-attention, then attention to the encoder, then feed-forward."""
-
-    def __init__(self, d_model: int, num_heads: int, ff_dim: int):
-        super().__init__()
-        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model) for _ in range(3))
-        self.self_attention = MultiHeadAttention(d_model, num_heads)
-        self.cross_attention = MultiHeadAttention(d_model, num_heads)
-        self.feed_forward = _FeedForward(d_model, ff_dim)
-
-    def forward(
-        self, y: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor, memory_mask
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.norm1(y)
-        y = y + self.self_attention(h, h, h, self_mask, need_weights=False)[0]
-        attended, weights = self.cross_attention(self.norm2(y), memory, memory, memory_mask)
-        y = y + attended
-        return y + self.feed_forward(self.norm3(y)), weights
-
-
-class TransformerSeq2Seq(Checkpointed):
-    """An encoder-decoder without recurrence: attention, convolution and feed-forward layers.
-
-    * Encoder: character embeddings (scaled by ``sqrt(d_model)``), then the order of
-      the characters (``source_positions``, below), then ``num_layers`` layers of
-      self-attention over the real source positions and a position-wise feed-forward
-      network. Every position is computed at once: no step waits for the previous one.
-    * Decoder: embeddings plus `sinusoidal_positions` of the characters written so far,
-      then ``num_layers`` layers of masked self-attention (`causal_mask`: step ``i``
-      sees steps ``<= i``), attention to the encoder's output (``cross_attention``) and
-      a feed-forward network, as in Vaswani et al. (2017).
-
-    ``source_positions`` says how the encoder learns where each character is:
-
-    * ``"convolution"`` (default): no positions; two residual 1-D convolutions (width 5,
-      ReLU) over the embeddings give each character its neighbourhood, as in the
-      convolutional models of Gehring et al. (2017). Nothing depends on the absolute
-      position, so longer sources hold nothing new;
-    * ``"sinusoidal"``: no convolutions; add `sinusoidal_positions`, as the Transformer
-      does. Order then comes only from absolute positions, and a source longer than all
-      training sources brings positions the model never saw;
-    * ``"convolution+sinusoidal"``: both, the sinusoidal positions added before the
-      convolutions. The same parameters as ``"convolution"`` (the positions have none)
-      and, under the same seed, the same initial weights: the absolute positions are the
-      only change.
-
-    All layers are pre-norm (LayerNorm before each sublayer, inside the residual
-    connection), which trains without a learning-rate warm-up; a final LayerNorm and a
-    linear layer give the logits. Same ``forward`` and ``greedy`` as `RNNSeq2Seq`;
-    `greedy` returns the last decoder layer's attention to the source, averaged over
-    the heads.
-
-    Used in: notebooks/03_attention.ipynb, sections 5 and 6.
-    """
-
-    def __init__(
-        self,
-        characters: str = ALPHABET,
-        d_model: int = 64,
-        num_heads: int = 4,
-        num_layers: int = 2,
-        ff_dim: int = 128,
-        source_positions: str = "convolution",
-    ):
-        super().__init__()
-        for name, value in (
-            ("d_model", d_model),
-            ("num_heads", num_heads),
-            ("num_layers", num_layers),
-            ("ff_dim", ff_dim),
-        ):
-            checks.positive_int(name, value)
-        if d_model % num_heads or d_model % 2:
-            raise ValueError(
-                f"d_model: expected an even multiple of num_heads={num_heads}, got {d_model}"
-            )
-        checks.one_of("source_positions", source_positions, SOURCE_POSITIONS)
-        self.vocab = CharVocab(characters)
-        self.config: dict[str, Any] = {
-            "characters": characters,
-            "d_model": d_model,
-            "num_heads": num_heads,
-            "num_layers": num_layers,
-            "ff_dim": ff_dim,
-            "source_positions": source_positions,
-        }
-        self.convolutions = nn.ModuleList(
-            nn.Conv1d(d_model, d_model, kernel_size=5, padding=2)
-            for _ in range(2 if "convolution" in source_positions else 0)
-        )
-        self.source_embedding = nn.Embedding(len(self.vocab), d_model, padding_idx=0)
-        self.target_embedding = nn.Embedding(len(self.vocab), d_model, padding_idx=0)
-        for embedding in (self.source_embedding, self.target_embedding):
-            # entries of variance 1 / d_model, times sqrt(d_model) in _embed: variance 1,
-            # the scale of the positional encodings
-            nn.init.normal_(embedding.weight[1:], std=d_model**-0.5)
-        self.encoder_layers = nn.ModuleList(
-            _EncoderLayer(d_model, num_heads, ff_dim) for _ in range(num_layers)
-        )
-        self.decoder_layers = nn.ModuleList(
-            _DecoderLayer(d_model, num_heads, ff_dim) for _ in range(num_layers)
-        )
-        self.encoder_norm, self.decoder_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.output = nn.Linear(d_model, len(self.vocab))
-
-    def _embed(
-        self, embedding: nn.Embedding, ids: torch.Tensor, positions: bool = True
-    ) -> torch.Tensor:
-        d_model = self.config["d_model"]
-        x = embedding(ids) * math.sqrt(d_model)
-        return x + sinusoidal_positions(ids.shape[1], d_model).to(ids.device) if positions else x
-
-    def encode(
-        self, sources: torch.Tensor, source_lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(memory, mask)``: the encoder's output ``(batch, source_len, d_model)`` and
-        the `padding_mask` ``(batch, 1, source_len)``."""
-        sources, source_lengths = _check_sources(sources, source_lengths)
-        mask = padding_mask(source_lengths.to(sources.device), sources.shape[1])
-        sinusoidal = "sinusoidal" in self.config["source_positions"]
-        x = self._embed(self.source_embedding, sources, positions=sinusoidal)
-        real = mask.transpose(1, 2).to(x.dtype)  # (batch, source_len, 1)
-        if self.convolutions:  # padding is 0 before each convolution, positions or not
-            x = x * real
-        for convolution in self.convolutions:
-            x = (x + F.relu(convolution(x.transpose(1, 2)).transpose(1, 2))) * real
-        for layer in self.encoder_layers:
-            x = layer(x, mask)
-        return self.encoder_norm(x), mask
-
-    def decode(
-        self, memory: torch.Tensor, mask: torch.Tensor, decoder_inputs: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits ``(batch, target_len, vocab_size)`` and the last layer's attention to
-        the source ``(batch, heads, target_len, source_len)``."""
-        y = self._embed(self.target_embedding, decoder_inputs)
-        self_mask = causal_mask(decoder_inputs.shape[1], device=decoder_inputs.device)
-        for layer in self.decoder_layers:
-            y, weights = layer(y, memory, self_mask, mask)
-        return self.output(self.decoder_norm(y)), weights
-
-    def forward(
-        self, sources: torch.Tensor, source_lengths: torch.Tensor, decoder_inputs: torch.Tensor
-    ) -> torch.Tensor:
-        memory, mask = self.encode(sources, source_lengths)
-        return self.decode(memory, mask, decoder_inputs)[0]
-
-    @torch.no_grad()
-    def greedy(
-        self, sources: torch.Tensor, source_lengths: torch.Tensor, max_len: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``max_len`` greedy steps: ids ``(batch, max_len)`` and the last layer's
-        attention to the source, mean over heads, ``(batch, max_len, source_len)``."""
-        memory, mask = self.encode(sources, source_lengths)
-        written = torch.full_like(source_lengths, self.vocab.bos_id, device=sources.device)[:, None]
-        for _ in range(max_len):  # the decoder reruns on the whole prefix at each step
-            logits, weights = self.decode(memory, mask, written)
-            written = torch.cat([written, logits[:, -1].argmax(dim=-1, keepdim=True)], dim=1)
-        return written[:, 1:], weights.mean(dim=1)
-
-
-# --------------------------------------------------------------------------------------
 # Training, decoding, measuring
 # --------------------------------------------------------------------------------------
 
 
-def seq2seq_loss(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+class Seq2SeqModel(Protocol):
+    """What the functions below need of an encoder-decoder: an ``nn.Module`` with
+
+    * ``vocab``, the `lessons.core.tasks.CharVocab` of its sources and targets;
+    * ``model(sources, source_lengths, decoder_inputs)`` -> logits ``(batch, target_len,
+      vocab_size)``, with the tensors of `lessons.core.tasks.make_batch`;
+    * ``greedy(sources, source_lengths, max_len)`` -> ids ``(batch, max_len)`` and the
+      attention to the source ``(batch, max_len, source_len)``, or None.
+
+    `RNNSeq2Seq` is one; chapter 4's ``lessons.transformer.TransformerSeq2Seq`` is
+    another (section 6). `check_model` says what is missing from anything else.
+    """
+
+    vocab: CharVocab
+
+    def __call__(
+        self, sources: torch.Tensor, source_lengths: torch.Tensor, decoder_inputs: torch.Tensor
+    ) -> torch.Tensor: ...
+
+    def greedy(
+        self, sources: torch.Tensor, source_lengths: torch.Tensor, max_len: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
+def check_model(model: object) -> Seq2SeqModel:
+    """``model`` if it is a `Seq2SeqModel`; otherwise a TypeError naming what it lacks."""
+    missing = [
+        what
+        for what, ok in (
+            ("is not a torch.nn.Module", isinstance(model, nn.Module)),
+            ("has no `vocab` (a CharVocab)", isinstance(getattr(model, "vocab", None), CharVocab)),
+            ("has no `greedy` method", callable(getattr(model, "greedy", None))),
+        )
+        if not ok
+    ]
+    if missing:
+        raise TypeError(
+            f"model: expected an encoder-decoder (an nn.Module with `vocab` and `greedy`, "
+            f"such as RNNSeq2Seq or lessons.transformer.TransformerSeq2Seq), got "
+            f"{type(model).__name__}, which {' and '.join(missing)}"
+        )
+    return model  # type: ignore[return-value]
+
+
+def seq2seq_loss(model: Seq2SeqModel, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy of the next character over the real target positions (the
     target characters and ``</s>``; padding is ignored): ``loss_fn`` for
     `lessons.core.train.train`, with batches of `lessons.core.tasks.make_batch`."""
@@ -457,7 +297,7 @@ def seq2seq_loss(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.T
 
 
 def train_seq2seq(
-    model: RNNSeq2Seq | TransformerSeq2Seq,
+    model: Seq2SeqModel,
     batched: Sequence[Mapping[str, torch.Tensor]],
     epochs: int = 1,
     lr: float = 3e-3,
@@ -466,7 +306,9 @@ def train_seq2seq(
 ) -> History:
     """Train with teacher forcing: `lessons.core.train.train` with `seq2seq_loss`, Adam at
     ``lr``, gradient norms clipped to 1. ``batched``: `lessons.core.tasks.batches`.
-    ``history.seconds / epochs`` is the wall time of one epoch."""
+    ``history.seconds / epochs`` is the wall time of one epoch. ``model``: any
+    `Seq2SeqModel`."""
+    check_model(model)
     return train(
         model,
         list(batched),
@@ -496,19 +338,14 @@ class Decoded:
     attention: torch.Tensor | None
 
 
-def greedy_decode(
-    model: RNNSeq2Seq | TransformerSeq2Seq, sources: Sequence[str], max_len: int = 12
-) -> Decoded:
+def greedy_decode(model: Seq2SeqModel, sources: Sequence[str], max_len: int = 12) -> Decoded:
     """Translate ``sources`` by writing, at each step, the most likely next character.
 
     The decoder takes ``max_len`` steps (``</s>`` included); each output is kept up to
     its first ``</s>``, and ``ids`` and ``attention`` are cut to the longest output.
     Used in: notebooks/03_attention.ipynb, sections 1, 2, 5, 6 and 7.
     """
-    if not isinstance(model, RNNSeq2Seq | TransformerSeq2Seq):
-        raise TypeError(
-            f"model: expected an RNNSeq2Seq or a TransformerSeq2Seq, got {type(model).__name__}"
-        )
+    check_model(model)
     if isinstance(sources, str):
         raise TypeError(f"sources: expected a list of strings, got the string {sources!r}")
     checks.positive_int("max_len", max_len)
@@ -534,13 +371,14 @@ def greedy_decode(
 
 
 def predict(
-    model: RNNSeq2Seq | TransformerSeq2Seq,
+    model: Seq2SeqModel,
     sources: Sequence[str],
     max_len: int = 12,
     batch_size: int = 500,
     progress: bool = False,
 ) -> list[str]:
     """`greedy_decode` predictions for many sources, ``batch_size`` at a time."""
+    check_model(model)
     checks.positive_int("batch_size", batch_size)
     starts = range(0, len(sources), batch_size)
     out: list[str] = []
@@ -588,15 +426,16 @@ def pretrained_names() -> list[str]:
     )
 
 
-def load_pretrained(name: str) -> RNNSeq2Seq | TransformerSeq2Seq:
+def load_pretrained(name: str) -> RNNSeq2Seq:
     """A model that ``scripts/train_seq2seq.py`` trained, as shipped inside the package
     (``lessons/pretrained/seq2seq-<name>.safetensors``), in eval mode.
 
     ``name`` is one of `pretrained_names`: ``"<task>-<model>"``, e.g. ``"extract-none"``
     or ``"extract-additive"``. How it was trained (task, epochs, seconds, ...) is in
-    ``lessons.core.checkpoint.checkpoint_notes(pretrained_path(name))``.
+    ``lessons.core.checkpoint.checkpoint_notes(pretrained_path(name))``. The models
+    without recurrence of section 6 are ``lessons.transformer.load_pretrained("extract-…")``.
 
-    Used in: notebooks/03_attention.ipynb, sections 1, 2, 5, 6 and 7.
+    Used in: notebooks/03_attention.ipynb, sections 1, 2, 6 and 7.
     """
     return load_model(pretrained_path(name)).eval()
 
@@ -609,13 +448,16 @@ def pretrained_path(name: str) -> Path:
     return PRETRAINED_DIR / f"seq2seq-{name}.safetensors"
 
 
-def load_model(path: str | Path) -> RNNSeq2Seq | TransformerSeq2Seq:
-    """The `RNNSeq2Seq` or `TransformerSeq2Seq` saved in ``path`` (with ``model.save``)."""
+def load_model(path: str | Path) -> RNNSeq2Seq:
+    """The `RNNSeq2Seq` saved in ``path`` (with ``model.save``). The attention-only models
+    of section 6 load with ``lessons.transformer.load_model``."""
     name = checkpoint_class(path)
-    classes = {cls.__name__: cls for cls in (RNNSeq2Seq, TransformerSeq2Seq)}
-    if name not in classes:
-        raise ValueError(f"{path}: unknown model class {name!r}, expected one of {list(classes)}")
-    return classes[name].load(path)
+    if name != RNNSeq2Seq.__name__:
+        raise ValueError(
+            f"{path}: holds a {name}, expected an RNNSeq2Seq; a TransformerSeq2Seq loads "
+            f"with lessons.transformer.load_model"
+        )
+    return RNNSeq2Seq.load(path)
 
 
 # --------------------------------------------------------------------------------------

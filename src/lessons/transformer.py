@@ -401,11 +401,12 @@ class EncoderLayer(nn.Module):
         """An `EncoderLayer` with the weights and settings of ``module``, an
         ``nn.TransformerEncoderLayer`` (``batch_first=True``; copies, does not share)."""
         _check_torch_layer("module", module, nn.TransformerEncoderLayer)
-        ours = cls(**_torch_layer_settings(module))
+        # in the module's dtype before copying, so that nothing is rounded on the way
+        ours = cls(**_torch_layer_settings(module)).to(module.linear1.weight.dtype)
         ours.self_attn = MultiHeadAttention.from_torch(module.self_attn)
         _copy_feed_forward(ours.feed_forward, module)
         _copy_norms(ours, module, ("norm1", "norm2"))
-        return ours.to(module.linear1.weight.dtype).train(module.training)
+        return ours.train(module.training)
 
 
 class DecoderLayer(nn.Module):
@@ -535,12 +536,13 @@ class DecoderLayer(nn.Module):
         """A `DecoderLayer` with the weights and settings of ``module``, an
         ``nn.TransformerDecoderLayer`` (``batch_first=True``; copies, does not share)."""
         _check_torch_layer("module", module, nn.TransformerDecoderLayer)
-        ours = cls(**_torch_layer_settings(module))
+        # in the module's dtype before copying, so that nothing is rounded on the way
+        ours = cls(**_torch_layer_settings(module)).to(module.linear1.weight.dtype)
         ours.self_attn = MultiHeadAttention.from_torch(module.self_attn)
         ours.cross_attn = MultiHeadAttention.from_torch(module.multihead_attn)
         _copy_feed_forward(ours.feed_forward, module)
         _copy_norms(ours, module, ("norm1", "norm2", "norm3"))
-        return ours.to(module.linear1.weight.dtype).train(module.training)
+        return ours.train(module.training)
 
 
 class Encoder(nn.Module):
@@ -831,6 +833,7 @@ class Transformer(nn.Module):
             num_decoder_layers=len(module.decoder.layers),
             **{k: v for k, v in settings.items() if k not in ("d_model", "nhead")},
         )
+        ours.to(first.linear1.weight.dtype)  # before copying: nothing rounded on the way
         ours.encoder.layers = nn.ModuleList(
             EncoderLayer.from_torch(m) for m in module.encoder.layers
         )
@@ -842,7 +845,7 @@ class Transformer(nn.Module):
                 stack.norm = None
             else:
                 stack.norm.load_state_dict(theirs.norm.state_dict())
-        return ours.to(first.linear1.weight.dtype).train(module.training)
+        return ours.train(module.training)
 
 
 def _check_torch_layer(name: str, module: object, kind: type) -> None:

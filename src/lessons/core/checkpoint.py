@@ -8,7 +8,8 @@ configuration and ``notes`` (how it was trained) as JSON in the file's metadata;
 unless the file is a checkpoint of this class and every tensor's name and shape match;
 otherwise the error names what differs.
 
-Used by `lessons.elmo.BiLM` and the encoder-decoders of `lessons.seq2seq`.
+Used by `lessons.elmo.BiLM`, the encoder-decoders of `lessons.seq2seq` and the models of
+`lessons.transformer`.
 """
 
 from __future__ import annotations
