@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import notebook_text
 import pytest
 
 from lessons.core.results import load_results
@@ -25,27 +26,6 @@ def notebook():
     return nbformat.read(NOTEBOOK, as_version=4)
 
 
-def _prose(notebook) -> str:
-    return "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
-
-
-def _outputs(notebook) -> str:
-    texts = []
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream":
-                texts.append(output["text"])
-            elif "text/plain" in output.get("data", {}):
-                texts.append(output["data"]["text/plain"])
-    return "\n".join(texts)
-
-
-def _output_of(notebook, start: str) -> str:
-    """The printed output of the one code cell whose source starts with ``start``."""
-    (cell,) = [c for c in notebook.cells if c.cell_type == "code" and c.source.startswith(start)]
-    return "".join(o["text"] for o in cell.outputs if o.get("output_type") == "stream")
-
-
 def _paragraph(notebook, phrase: str) -> str:
     """The one markdown cell that contains ``phrase``, with line breaks as spaces."""
     (cell,) = [c for c in notebook.cells if c.cell_type == "markdown" and phrase in c.source]
@@ -53,8 +33,8 @@ def _paragraph(notebook, phrase: str) -> str:
 
 
 def test_every_measured_percentage_and_small_number_in_the_prose_is_an_output(notebook):
-    outputs = _outputs(notebook)
-    prose = _prose(notebook)
+    outputs = notebook_text.outputs(notebook)
+    prose = notebook_text.prose(notebook)
     percentages = set(re.findall(r"\b\d{1,3}\.\d%", prose))
     scientific = set(re.findall(r"\b\d\.\de-\d\d\b", prose))
     assert percentages and scientific  # the patterns find what the chapter quotes
@@ -82,17 +62,19 @@ def test_every_measured_percentage_and_small_number_in_the_prose_is_an_output(no
     ],
 )
 def test_quoted_outputs_are_in_the_cell_they_come_from(notebook, phrase, cell, shown):
-    assert phrase in _prose(notebook)
-    output = _output_of(notebook, cell)
+    assert phrase in notebook_text.prose(notebook)
+    output = notebook_text.output_of(notebook, cell)
     assert shown in output, (phrase, output)
 
 
 def test_the_additive_variance_stays_in_the_quoted_range(notebook):
-    assert "between 0.05 and 0.15" in _prose(notebook)
-    output = _output_of(notebook, 'for d_k in figures.DEFAULT_D_KS:\n    print(f"d_k = ')
+    assert "between 0.05 and 0.15" in notebook_text.prose(notebook)
+    output = notebook_text.output_of(
+        notebook, 'for d_k in figures.DEFAULT_D_KS:\n    print(f"d_k = '
+    )
     variances = [float(v) for v in re.findall(r"= (\d\.\d{3})", output)]
     assert len(variances) == 6 and all(0.05 <= v <= 0.15 for v in variances), variances
-    dot = _output_of(notebook, "print(f\"{'d_k':>5} {'Var[q·k]'")
+    dot = notebook_text.output_of(notebook, "print(f\"{'d_k':>5} {'Var[q·k]'")
     assert 900 < float(dot.splitlines()[-1].split()[1]) < 1100  # "about 1,000"
 
 
@@ -106,7 +88,7 @@ def test_the_timing_prose_agrees_with_the_saved_step_times(notebook):
     ratios = [transformer / additive for additive, transformer in pairs]
     assert all(ratio > 1 for ratio in ratios), timing
     assert ratios[-1] < ratios[0], ratios
-    output = _output_of(notebook, "timing = load_results")
+    output = notebook_text.output_of(notebook, "timing = load_results")
     for ms in timing["transformer-extract-convolution"]:
         assert f"{ms:.0f}" in output  # the notebook shows the saved numbers
 
@@ -132,7 +114,7 @@ def test_the_parity_and_speed_prose_agrees_with_the_saved_bench(notebook):
     assert all(
         fastest < 0.5 * value for name, value in ms.items() if not name.startswith("torch F")
     )
-    output = _output_of(notebook, "bench = load_results")
+    output = notebook_text.output_of(notebook, "bench = load_results")
     assert f"float32 {largest['scaled_dot_product_attention']['float32']['error']:.1e}" in output
 
 
@@ -155,7 +137,9 @@ def test_the_position_prose_agrees_with_the_saved_accuracies(notebook):
     assert alone["long_test"] < alone["test"] - 0.5  # "falling with length" beyond training
     falling = list(alone["buckets"].values())[3:]  # 41-60, 61-80, 81-100, 101-120
     assert falling == sorted(falling, reverse=True), alone["buckets"]
-    shown = _output_of(notebook, 'fig, ax = plt.subplots(figsize=(7, 4))\nchosen = {\n    "conv')
+    shown = notebook_text.output_of(
+        notebook, 'fig, ax = plt.subplots(figsize=(7, 4))\nchosen = {\n    "conv'
+    )
     for label in ("convolutions", "convolutions + sinusoidal", "sinusoidal only (3x the steps)"):
         (line,) = [line for line in shown.splitlines() if line.startswith(f"{label}: ")]
         assert line.split(": ")[1].split("%")[0] + "%" in paragraph, line

@@ -719,7 +719,9 @@ class Transformer(nn.Module):
 
     Differences from PyTorch, all on purpose and all written up in section 5:
 
-    * a query with every key masked gets a zero output here, NaN in PyTorch;
+    * a query with every key masked gets a zero output here, as from
+      ``F.scaled_dot_product_attention``; ``nn.MultiheadAttention`` gives NaN whenever
+      it computes the weights (and in eval mode), so PyTorch's layers may too;
     * a float mask may only hold 0 and ``-inf`` (`mask_from_torch`);
     * no fast path: PyTorch's inference fast path (eval mode, no grad, a padding mask)
       returns 0 at padded positions of the encoder output, while this module computes
@@ -1197,7 +1199,7 @@ def train_transformer(
     ``factor``), through `lessons.core.train.train`. ``batched``:
     `lessons.core.tasks.batches`.
 
-    Used in: notebooks/04_transformer.ipynb, sections 6 and 8.
+    Used in: notebooks/04_transformer.ipynb, section 6.
     """
     checks.probability("epsilon", epsilon)
     optimizer, scheduler = paper_optimizer(model, model.config["d_model"], warmup, factor)

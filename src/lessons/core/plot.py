@@ -20,6 +20,7 @@ from matplotlib.axes import Axes
 __all__ = [
     "PALETTE",
     "STYLE",
+    "as_array",
     "embedding_scatter",
     "heatmap",
     "new_axes",
@@ -71,7 +72,7 @@ def new_axes(ax: Axes | None, figsize: tuple[float, float] | None = None) -> Axe
     return ax
 
 
-def _as_numpy(values, name: str, ndim: int) -> np.ndarray:
+def as_array(values, name: str, ndim: int) -> np.ndarray:
     """``values`` (tensor, array or nested lists) as a float array with ``ndim`` dimensions."""
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().double().numpy()
@@ -91,7 +92,7 @@ def smooth(values: Sequence[float], weight: float = 0.9) -> np.ndarray:
     """
     if not 0 <= weight < 1:
         raise ValueError(f"weight: expected a number in [0, 1), got {weight!r}")
-    values = _as_numpy(values, "values", 1)
+    values = as_array(values, "values", 1)
     smoothed = np.empty_like(values)
     mean = 0.0
     for t, value in enumerate(values):
@@ -143,7 +144,7 @@ def heatmap(
     Rows are labelled by ``y_labels`` (one per row), columns by ``x_labels`` (one per column).
     ``annotate=True`` writes each value in its cell (for small matrices).
     """
-    matrix = _as_numpy(weights, "weights", 2)
+    matrix = as_array(weights, "weights", 2)
     rows, cols = matrix.shape
     for name, labels, expected in (("x_labels", x_labels, cols), ("y_labels", y_labels, rows)):
         if labels is not None and len(labels) != expected:
@@ -172,7 +173,7 @@ def heatmap(
 
 def project_2d(vectors) -> np.ndarray:
     """Project ``(n, d)`` vectors onto their first two principal components: ``(n, 2)``."""
-    matrix = _as_numpy(vectors, "vectors", 2)
+    matrix = as_array(vectors, "vectors", 2)
     if matrix.shape[0] < 2:
         raise ValueError(f"vectors: expected at least 2 rows to project, got shape {matrix.shape}")
     centred = matrix - matrix.mean(axis=0)

@@ -35,7 +35,7 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 
 from lessons.attention import AdditiveScore, kernel_regression
 from lessons.core import checks
-from lessons.core.plot import PALETTE, STYLE, heatmap, new_axes
+from lessons.core.plot import PALETTE, STYLE, as_array, heatmap, new_axes
 
 __all__ = [
     "DEFAULT_D_KS",
@@ -61,15 +61,6 @@ DEFAULT_D_KS = (1, 4, 16, 64, 256, 1024)
 #: The scalings the gradient measurements compare: the scores are ``q · k / d_k ** exponent``.
 SCALINGS: dict[str, float] = {"q · k": 0.0, "q · k / √d_k": 0.5, "q · k / d_k": 1.0}
 _SCALING_COLOURS = {0.0: PALETTE[3], 0.5: PALETTE[0], 1.0: PALETTE[2]}
-
-
-def _as_array(values: object, name: str, ndim: int) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().double().numpy()
-    array = np.asarray(values, dtype=float)
-    if array.ndim != ndim:
-        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(array.shape)}")
-    return array
 
 
 def _figure(figsize: tuple[float, float] | None = None) -> tuple[Figure, Axes]:
@@ -239,9 +230,9 @@ def draw_decoder_step(
     ``(state_dim,)``, computed here from ``weights`` and ``states``. ``written`` is the
     output written so far (it labels the step). Used in section 2.
     """
-    states = _as_array(states, "states", 2)
-    scores = _as_array(scores, "scores", 1)
-    weights = _as_array(weights, "weights", 1)
+    states = as_array(states, "states", 2)
+    scores = as_array(scores, "scores", 1)
+    weights = as_array(weights, "weights", 1)
     n, state_dim = states.shape
     if not len(source_tokens) == len(scores) == len(weights) == n:
         raise ValueError(
@@ -302,7 +293,7 @@ def draw_alignment(
     Draws on ``ax`` if given (returning its figure), else on a new figure. Used in
     sections 2 and 5 and in the alignment explorer of section 7.
     """
-    matrix = _as_array(weights, "weights", 2)
+    matrix = as_array(weights, "weights", 2)
     rows, cols = matrix.shape
     if len(source_tokens) != cols or len(target_tokens) != rows:
         raise ValueError(
@@ -329,8 +320,8 @@ def draw_qkv_lookup(
     softmax, and answers with the weighted average of the ``values``; line widths are
     the weights. Used in section 3.
     """
-    scores_array = _as_array(scores, "scores", 1)
-    values_array = _as_array(values, "values", 1)
+    scores_array = as_array(scores, "scores", 1)
+    values_array = as_array(values, "values", 1)
     if len(scores_array) != len(values_array) or len(scores_array) < 2:
         raise ValueError(
             f"scores and values: expected one score per value, at least 2, got "
