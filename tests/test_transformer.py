@@ -703,3 +703,14 @@ def test_the_shipped_lm_has_chapter_2s_vocabulary_and_the_perplexity_its_notes_c
     measured = perplexity(model, vocab, data.wikipedia("validation"))
     assert measured == pytest.approx(notes["validation_perplexity"], abs=0.1)
     assert notes["minutes"] <= 31.1 and notes["threads"] == 2
+
+
+def test_attention_and_activation_dropout_can_be_set_apart():
+    layer = EncoderLayer(8, 2, 16, dropout=0.1, attention_dropout=0.3, activation_dropout=0.0)
+    assert layer.self_attn.dropout == 0.3 and layer.feed_forward.dropout.p == 0.0
+    assert layer.dropout1.p == layer.dropout2.p == 0.1
+    default = DecoderLayer(8, 2, 16, dropout=0.2)
+    assert default.self_attn.dropout == default.cross_attn.dropout == 0.2
+    assert default.feed_forward.dropout.p == 0.2
+    with pytest.raises(ValueError, match="attention_dropout"):
+        EncoderLayer(8, 2, 16, attention_dropout=1.5)

@@ -33,6 +33,8 @@ CHAPTER_MODULES = (
     "attention",  # 3. Attention: scores, masks, multi-head attention
     "seq2seq",  # 3. Attention: encoder-decoders with and without attention
     "transformer",  # 4. The Transformer: layers, training recipe, decoding, the LM
+    "wordpiece",  # 5. BERT: the WordPiece tokenizer
+    "bert",  # 5. BERT: the model on chapter 4's encoder, real MiniLM weights
 )
 
 __all__ = ["CHAPTER_MODULES", "__version__", "check_environment", "show_source"]

