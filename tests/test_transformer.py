@@ -41,9 +41,11 @@ from lessons.transformer import (
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 # PyTorch's own notices, raised by the reference modules on purpose here: odd head counts
-# and norm_first turn off its nested-tensor path, and the tests mix float and bool masks.
+# and norm_first turn off its nested-tensor path, the fast-path test uses nested tensors,
+# and the tests mix float and bool masks.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning"),
+    pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors:UserWarning"),
     pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask:UserWarning"),
 ]
 
