@@ -10,7 +10,8 @@ Used in: notebooks/05_bert.ipynb. The module follows the chapter:
    layer and tanh on the ``[CLS]`` position). There is no second encoder here.
 4. The pre-training heads (section 5): `MaskedLMHead`, its output layer tied to the
    input embeddings, `BertForMaskedLM`, and `BertForPreTraining` (masked LM and
-   next-sentence prediction).
+   next-sentence prediction). Their data (section 5): `mask_tokens` (the 80/10/10
+   rule) and `nsp_pairs` (sentence pairs, half real, half random).
 5. Real weights (section 6): `HF_EMBEDDING_NAMES`, `HF_LAYER_NAMES`, `HF_POOLER_NAMES`
    and the heads' tables, from Hugging Face's parameter names to ours;
    `BertModel.from_hf_state_dict` loads a checked state dict; `BertModel.from_minilm`
@@ -28,7 +29,8 @@ compare with, not a dependency.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import random
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -51,6 +53,7 @@ __all__ = [
     "HF_NSP_NAMES",
     "HF_POOLER_NAMES",
     "HF_POSITION_IDS",
+    "IGNORE_INDEX",
     "BertConfig",
     "BertEmbeddings",
     "BertForMaskedLM",
@@ -61,10 +64,13 @@ __all__ = [
     "BertOutput",
     "BertPooler",
     "MaskedLMHead",
+    "NSPPair",
     "PreTrainingOutput",
     "hf_names",
     "load_hf_state_dict",
+    "mask_tokens",
     "mean_pooling",
+    "nsp_pairs",
     "sentence_embeddings",
 ]
 
@@ -414,6 +420,143 @@ class BertForPreTraining(Checkpointed):
         model = cls(config)
         _load_with_head(model, state, {**HF_MLM_NAMES, **HF_NSP_NAMES})
         return model
+
+
+# --------------------------------------------------------------------------------------
+# 4 (continued). The pre-training data: masked tokens and sentence pairs
+# --------------------------------------------------------------------------------------
+
+#: The label of a position the masked-LM loss ignores (``F.cross_entropy``'s default
+#: ``ignore_index``, and Hugging Face's).
+IGNORE_INDEX = -100
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    special_tokens_mask: torch.Tensor,
+    mask_id: int,
+    vocab_size: int,
+    probability: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The masked-LM input and labels of a batch, by BERT's 80/10/10 rule.
+
+    ``input_ids`` ``(batch, seq)``; ``special_tokens_mask`` ``(batch, seq)``, True where a
+    token must never be selected (``[CLS]``, ``[SEP]``, ``[PAD]``: every padding
+    position). Each other token is selected independently with ``probability``. Of the
+    selected tokens, 80% become ``mask_id``, 10% a token drawn uniformly from the whole
+    vocabulary ``0 .. vocab_size - 1`` (special tokens included, so a draw may even be the
+    original token or ``[MASK]``), and 10% stay unchanged. Returns ``(masked_input_ids,
+    labels)``, both ``(batch, seq)``: ``labels`` holds the original id at the selected
+    positions and `IGNORE_INDEX` (-100) elsewhere, so the loss counts selected tokens only.
+
+    This is the variant of Hugging Face's ``DataCollatorForLanguageModeling``, with the
+    same draws in the same order (a per-token draw: the number selected in a sequence
+    varies), not that of Google's ``create_pretraining_data.py``, which selects exactly
+    ``round(0.15 * length)`` tokens per sequence (at most ``max_predictions_per_seq``).
+    ``generator`` makes the draws reproducible; ``input_ids`` is not modified.
+
+    Used in: notebooks/05_bert.ipynb, section 5.
+    """
+    input_ids = checks.tensor("input_ids", input_ids, dims=2, dtype="int", layout="(batch, seq)")
+    special_tokens_mask = checks.tensor(
+        "special_tokens_mask", special_tokens_mask, dims=2, dtype="int", layout="(batch, seq)"
+    )
+    if special_tokens_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"special_tokens_mask: expected the shape of input_ids {tuple(input_ids.shape)}, "
+            f"got {tuple(special_tokens_mask.shape)}"
+        )
+    vocab_size = checks.positive_int("vocab_size", vocab_size)
+    mask_id = checks.positive_int("mask_id", mask_id, minimum=0)
+    if mask_id >= vocab_size:
+        raise ValueError(f"mask_id: expected an id below vocab_size {vocab_size}, got {mask_id}")
+    probability = checks.probability("probability", probability, allow_one=True)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator: expected a torch.Generator or None, got {checks.describe(generator)}"
+        )
+
+    shape = input_ids.shape
+    chance = torch.full(shape, probability).masked_fill(special_tokens_mask.bool(), 0.0)
+    selected = torch.bernoulli(chance, generator=generator).bool()
+    labels = input_ids.masked_fill(~selected, IGNORE_INDEX)
+
+    to_mask = torch.bernoulli(torch.full(shape, 0.8), generator=generator).bool() & selected
+    # Half of the remaining 20% get a random token: 10% of the selected ones.
+    to_random = torch.bernoulli(torch.full(shape, 0.5), generator=generator).bool()
+    to_random &= selected & ~to_mask
+    random_ids = torch.randint(vocab_size, shape, dtype=torch.long, generator=generator)
+
+    masked = input_ids.masked_fill(to_mask, mask_id)
+    masked = torch.where(to_random, random_ids.to(input_ids.dtype), masked)
+    return masked, labels
+
+
+class NSPPair(NamedTuple):
+    """One next-sentence-prediction example: segments ``first`` and ``second`` and the
+    ``label``, 0 when ``second`` follows ``first`` in its document, 1 when it is a random
+    sentence of another document (the classes of `BertForPreTraining`)."""
+
+    first: Any
+    second: Any
+    label: int
+
+
+def nsp_pairs(documents: Sequence[Sequence[Any]], seed: int = 0) -> list[NSPPair]:
+    """Sentence pairs for next-sentence prediction, half of them real, half random.
+
+    ``documents`` is a list of documents, each a list of at least two sentences (strings
+    or token lists, e.g. the ``sentences`` of `lessons.core.data.wikipedia_articles`);
+    at least two documents are needed. Every sentence that has a next one in its
+    document starts one pair, in document order. Exactly ``n // 2`` of the ``n`` pairs,
+    chosen at random, are negatives (label 1): their second sentence is drawn uniformly
+    from a uniformly chosen *other* document. The rest are positives (label 0): the real
+    next sentence. The same ``seed`` gives the same pairs.
+
+    Google's script differs in details (segments of several sentences filling up to 512
+    tokens; a random document that may, rarely, be the same one); the 50/50 split and the
+    labels are the same.
+
+    Used in: notebooks/05_bert.ipynb, section 5.
+    """
+    seed = checks.positive_int("seed", seed, minimum=0)
+    if isinstance(documents, str) or not isinstance(documents, Sequence):
+        raise TypeError(
+            f"documents: expected a list of documents (lists of sentences), "
+            f"got {checks.describe(documents)}"
+        )
+    if len(documents) < 2:
+        raise ValueError(
+            f"documents: expected at least 2 documents (negatives come from another "
+            f"document), got {len(documents)}"
+        )
+    for i, document in enumerate(documents):
+        if isinstance(document, str) or not isinstance(document, Sequence):
+            raise TypeError(
+                f"documents[{i}]: expected a list of sentences, got {checks.describe(document)}"
+            )
+        if len(document) < 2:
+            raise ValueError(
+                f"documents[{i}]: expected at least 2 sentences, got {len(document)} "
+                "(drop documents that are too short first)"
+            )
+
+    rng = random.Random(seed)
+    starts = [(d, i) for d, document in enumerate(documents) for i in range(len(document) - 1)]
+    labels = [1] * (len(starts) // 2) + [0] * (len(starts) - len(starts) // 2)
+    rng.shuffle(labels)
+    pairs = []
+    for (d, i), label in zip(starts, labels, strict=True):
+        first = documents[d][i]
+        if label == 0:
+            second = documents[d][i + 1]
+        else:
+            other = rng.randrange(len(documents) - 1)
+            other += other >= d  # skip document d itself
+            second = rng.choice(documents[other])
+        pairs.append(NSPPair(first, second, label))
+    return pairs
 
 
 # --------------------------------------------------------------------------------------
