@@ -38,10 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,6 +54,7 @@ from lessons.attention import (
     tiled_attention,
 )
 from lessons.core.results import save_results
+from lessons.core.timing import median_times
 
 ROOT = Path(__file__).resolve().parent.parent
 MASKS = ("none", "padding", "causal", "padding + causal")
@@ -154,25 +152,6 @@ def parity_rows() -> list[tuple[str, str, str, float]]:
     return rows
 
 
-def median_times(
-    contenders: dict[str, Callable[[], object]], repeats: int, warmup: int = 2
-) -> dict[str, float]:
-    """The median seconds of each contender; every repeat runs all of them, in an order
-    that is reversed every other repeat."""
-    names = list(contenders)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    with torch.no_grad():
-        for _ in range(warmup):
-            for name in names:
-                contenders[name]()
-        for repeat in range(repeats):
-            for name in names if repeat % 2 == 0 else names[::-1]:
-                start = time.perf_counter()
-                contenders[name]()
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def speed(
     batch: int = 8, length: int = 512, d_model: int = 256, heads: int = 8, repeats: int = 11
 ) -> dict[str, float]:
@@ -183,20 +162,23 @@ def speed(
     x = torch.randn(batch, length, d_model)
     d_head = d_model // heads
     q, k, v = (torch.randn(batch, heads, length, d_head) for _ in range(3))
-    return median_times(
-        {
-            "ours MHA, need_weights=True": lambda: ours(x, x, x),
-            "ours MHA, need_weights=False": lambda: ours(x, x, x, need_weights=False),
-            "torch MHA, need_weights=True": lambda: theirs(x, x, x),
-            "torch MHA, need_weights=False": lambda: theirs(x, x, x, need_weights=False),
-            "ours sdpa, need_weights=True": lambda: scaled_dot_product_attention(q, k, v),
-            "ours sdpa, need_weights=False": lambda: scaled_dot_product_attention(
-                q, k, v, need_weights=False
-            ),
-            "torch F.scaled_dot_product_attention": lambda: F.scaled_dot_product_attention(q, k, v),
-        },
-        repeats,
-    )
+    with torch.no_grad():
+        return median_times(
+            {
+                "ours MHA, need_weights=True": lambda: ours(x, x, x),
+                "ours MHA, need_weights=False": lambda: ours(x, x, x, need_weights=False),
+                "torch MHA, need_weights=True": lambda: theirs(x, x, x),
+                "torch MHA, need_weights=False": lambda: theirs(x, x, x, need_weights=False),
+                "ours sdpa, need_weights=True": lambda: scaled_dot_product_attention(q, k, v),
+                "ours sdpa, need_weights=False": lambda: scaled_dot_product_attention(
+                    q, k, v, need_weights=False
+                ),
+                "torch F.scaled_dot_product_attention": lambda: F.scaled_dot_product_attention(
+                    q, k, v
+                ),
+            },
+            repeats,
+        )
 
 
 def main(argv: list[str] | None = None) -> str:

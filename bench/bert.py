@@ -34,10 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,6 +44,7 @@ from torch import nn
 from lessons.bert import BertModel
 from lessons.core.data import wikipedia
 from lessons.core.results import save_results
+from lessons.core.timing import median_times
 from lessons.wordpiece import WordPieceTokenizer, minilm_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,24 +140,6 @@ def differences(
 # --------------------------------------------------------------------------------------
 # Timing and profile
 # --------------------------------------------------------------------------------------
-
-
-def median_times(
-    contenders: dict[str, Callable[[], object]], repeats: int, warmup: int = 2
-) -> dict[str, float]:
-    """The median seconds of each contender; every repeat runs all of them, in an order
-    that is reversed every other repeat."""
-    names = list(contenders)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for _ in range(warmup):
-        for name in names:
-            contenders[name]()
-    for repeat in range(repeats):
-        for name in names if repeat % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
-            contenders[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def profile_ops(

@@ -65,7 +65,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -76,6 +75,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lessons.core.results import save_results
+from lessons.core.timing import median_times
 from lessons.transformer import Encoder, EncoderLayer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,24 +100,6 @@ MATMUL_NODES = frozenset(
 # --------------------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------------------
-
-
-def median_times(
-    contenders: dict[str, Callable[[], object]], repeats: int, warmup: int = 2
-) -> dict[str, float]:
-    """The median seconds of each contender; every repeat runs all of them, in an order
-    that is reversed every other repeat."""
-    names = list(contenders)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for _ in range(warmup):
-        for name in names:
-            contenders[name]()
-    for repeat in range(repeats):
-        for name in names if repeat % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
-            contenders[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 # --------------------------------------------------------------------------------------
