@@ -47,16 +47,6 @@ def test_quick_run_reports_every_row_and_writes_nothing(bench, tmp_path):
     assert len(ratios) == 4 and all(float(line.split()[-1][:-1]) > 0 for line in ratios)
 
 
-def test_median_times_runs_every_contender_equally_often(bench):
-    calls = {"a": 0, "b": 0}
-
-    def count(name):
-        calls[name] += 1
-
-    times = bench.median_times({n: (lambda n=n: count(n)) for n in calls}, repeats=3, warmup=1)
-    assert calls == {"a": 4, "b": 4} and set(times) == {"a", "b"}
-
-
 def test_results_record_keeps_the_largest_error_of_each_function_and_dtype(bench):
     rows = [
         ("scaled_dot_product_attention", "none", "float32", 2.0e-7),

@@ -38,16 +38,6 @@ def test_the_batch_is_real_tokens_from_end_to_end(bench):
     assert len({tuple(row.tolist()) for row in ids}) == 3  # three different rows
 
 
-def test_median_times_runs_every_contender_equally_often(bench):
-    calls = {"a": 0, "b": 0}
-
-    def count(name):
-        calls[name] += 1
-
-    times = bench.median_times({n: (lambda n=n: count(n)) for n in calls}, repeats=3, warmup=1)
-    assert calls == {"a": 4, "b": 4} and set(times) == {"a", "b"}
-
-
 def table(report: str, title: str) -> dict[str, list[str]]:
     """The rows of the report's table that starts with the line ``title``: {name: cells}."""
     lines = report.split("\n")

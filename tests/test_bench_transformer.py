@@ -133,16 +133,6 @@ def test_loglog_slope_recovers_a_power_law(bench):
     assert bench.loglog_slope(lengths, [0.2] * 4) == pytest.approx(0.0, abs=1e-12)
 
 
-def test_median_times_runs_every_contender_equally_often(bench):
-    calls = {"a": 0, "b": 0}
-
-    def count(name):
-        calls[name] += 1
-
-    times = bench.median_times({n: (lambda n=n: count(n)) for n in calls}, repeats=3, warmup=1)
-    assert calls == {"a": 4, "b": 4} and set(times) == {"a", "b"}
-
-
 def table(report: str, title: str) -> dict[str, list[str]]:
     """The rows of the report's table that starts with the line ``title``: {name: cells}."""
     lines = report.split("\n")
