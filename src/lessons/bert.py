@@ -21,6 +21,13 @@ Used in: notebooks/05_bert.ipynb. The module follows the chapter:
    was trained for).
 7. The fine-tuning heads (section 9): `BertForSequenceClassification` and
    `BertForTokenClassification`.
+8. Inside the model (section 8): `internals`, every layer's vectors and every head's
+   attention weights, and `head_accuracy`, how often a head attends most to the position
+   a relation names.
+
+Section 3 also asks why the three embeddings may simply be added: `one_hot_inputs` and
+`stacked_embeddings` show that the sum is one linear layer on concatenated one-hot
+vectors, and `BertEmbeddings.summed` gives the sum itself.
 
 Hugging Face's ``transformers`` is never imported here: it is the reference the tests
 compare with, not a dependency.
@@ -66,12 +73,17 @@ __all__ = [
     "MaskedLMHead",
     "NSPPair",
     "PreTrainingOutput",
+    "Internals",
+    "head_accuracy",
     "hf_names",
+    "internals",
     "load_hf_state_dict",
     "mask_tokens",
     "mean_pooling",
     "nsp_pairs",
+    "one_hot_inputs",
     "sentence_embeddings",
+    "stacked_embeddings",
 ]
 
 
@@ -173,6 +185,13 @@ class BertEmbeddings(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
+        return self.dropout(self.norm(self.summed(input_ids, token_type_ids)))
+
+    def summed(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The sum of the three embeddings, before LayerNorm and dropout:
+        ``(batch, seq, hidden_size)``. Section 3 reads it back to see what it keeps."""
         input_ids, token_type_ids, _ = _check_batch(input_ids, token_type_ids, None)
         seq = input_ids.shape[1]
         if seq > self.position_embeddings.num_embeddings:
@@ -181,12 +200,62 @@ class BertEmbeddings(nn.Module):
                 f"(max_position_embeddings), got {seq}"
             )
         positions = torch.arange(seq, device=input_ids.device)  # (seq,), broadcast over batch
-        summed = (
+        return (
             self.word_embeddings(input_ids)
             + self.position_embeddings(positions)
             + self.token_type_embeddings(token_type_ids)
         )
-        return self.dropout(self.norm(summed))
+
+
+def one_hot_inputs(
+    input_ids: torch.Tensor,
+    token_type_ids: torch.Tensor | None,
+    config: BertConfig,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Each token as one long 0/1 vector: one-hot(token) | one-hot(position) |
+    one-hot(segment), concatenated: ``(batch, seq, vocab_size + max_position_embeddings
+    + type_vocab_size)`` in ``dtype``, with exactly three ones per token.
+
+    Multiplied by `stacked_embeddings` it gives `BertEmbeddings.summed`: adding three
+    embeddings *is* one linear layer on the concatenated one-hot vectors (section 3).
+
+    Used in: notebooks/05_bert.ipynb, section 3.
+    """
+    config = _as_config(config)
+    input_ids, token_type_ids, _ = _check_batch(input_ids, token_type_ids, None)
+    if input_ids.shape[1] > config.max_position_embeddings:
+        raise ValueError(
+            f"input_ids: at most {config.max_position_embeddings} tokens "
+            f"(max_position_embeddings), got {input_ids.shape[1]}"
+        )
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    return torch.cat(
+        [
+            F.one_hot(input_ids, config.vocab_size),
+            F.one_hot(positions, config.max_position_embeddings),
+            F.one_hot(token_type_ids, config.type_vocab_size),
+        ],
+        dim=-1,
+    ).to(dtype)
+
+
+def stacked_embeddings(embeddings: BertEmbeddings) -> torch.Tensor:
+    """The three embedding tables one above the other, ``(vocab_size +
+    max_position_embeddings + type_vocab_size, hidden_size)``: the weight of the one
+    linear layer that `one_hot_inputs` go through (section 3).
+
+    Used in: notebooks/05_bert.ipynb, section 3.
+    """
+    if not isinstance(embeddings, BertEmbeddings):
+        raise TypeError(f"embeddings: expected a BertEmbeddings, got {checks.describe(embeddings)}")
+    return torch.cat(
+        [
+            embeddings.word_embeddings.weight,
+            embeddings.position_embeddings.weight,
+            embeddings.token_type_embeddings.weight,
+        ]
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -849,6 +918,88 @@ class BertForTokenClassification(_BertClassifier):
     ) -> torch.Tensor:
         hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
         return self.classifier(self.dropout(hidden))
+
+
+# --------------------------------------------------------------------------------------
+# 8. Inside the model: every layer's vectors and every head's attention
+# --------------------------------------------------------------------------------------
+
+
+class Internals(NamedTuple):
+    """What `internals` returns: ``hidden_states`` ``(layers + 1, batch, seq, hidden)``,
+    the embeddings' output then each layer's (the last equals
+    ``BertOutput.last_hidden_state``), and ``attentions`` ``(layers, batch, heads, seq,
+    seq)``, each head's softmax weights, queries on the second-to-last axis and keys on
+    the last (each row sums to 1 over the real keys)."""
+
+    hidden_states: torch.Tensor
+    attentions: torch.Tensor
+
+
+def internals(
+    model: BertModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
+) -> Internals:
+    """Run ``model`` layer by layer and keep every layer's output and attention weights,
+    what Hugging Face returns with ``output_hidden_states=True, output_attentions=True``.
+    Takes the arguments of `BertModel.forward` (a tokenizer's batch as keywords).
+
+    Used in: notebooks/05_bert.ipynb, section 8.
+    """
+    if not isinstance(model, BertModel):
+        raise TypeError(f"model: expected a BertModel, got {checks.describe(model)}")
+    input_ids, token_type_ids, real = _check_batch(input_ids, token_type_ids, attention_mask)
+    mask = real[:, None, None, :]  # (batch, 1, 1, seq), as in BertModel.forward
+    x = model.embeddings(input_ids, token_type_ids)
+    hidden, attentions = [x], []
+    for layer in model.encoder.layers:
+        layer.keep_weights = True
+        try:
+            x = layer(x, mask)
+        finally:
+            layer.keep_weights = False
+        hidden.append(x)
+        attentions.append(layer.weights.pop("self"))
+    return Internals(torch.stack(hidden), torch.stack(attentions))
+
+
+def head_accuracy(attentions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """How often each head attends most to the position it "should": ``(layers, heads)``.
+
+    ``attentions`` ``(layers, batch, heads, seq, seq)`` (from `internals`); ``targets``
+    ``(batch, seq)`` holds, for each query position, the key position of a relation
+    (the next token, ``[SEP]``, the word's syntactic head, ...), or -1 where the
+    relation does not apply. A head scores one for a query when its largest weight
+    (the first, on a tie) falls on the target; the result is the share of scored
+    queries, as Clark et al. (2019) measure a head against a relation.
+
+    Used in: notebooks/05_bert.ipynb, section 8.
+    """
+    attentions = checks.tensor(
+        "attentions",
+        attentions,
+        dims=5,
+        dtype="float",
+        layout="(layers, batch, heads, seq, seq)",
+    )
+    targets = checks.tensor("targets", targets, dims=2, dtype="int", layout="(batch, seq)")
+    batch, seq = attentions.shape[1], attentions.shape[3]
+    if targets.shape != (batch, seq):
+        raise ValueError(
+            f"targets: expected shape {(batch, seq)} (batch, seq) of attentions, "
+            f"got {tuple(targets.shape)}"
+        )
+    if bool((targets < -1).any()) or bool((targets >= seq).any()):
+        raise ValueError(f"targets: expected key positions in [0, {seq}) or -1, got others")
+    scored = targets >= 0  # (batch, seq)
+    if not bool(scored.any()):
+        raise ValueError("targets: every entry is -1; there is nothing to score")
+    most_attended = attentions.argmax(dim=-1)  # (layers, batch, heads, seq)
+    hit = most_attended == targets[None, :, None, :]  # (layers, batch, heads, seq)
+    hit = hit & scored[None, :, None, :]
+    return hit.sum(dim=(1, 3)).float() / scored.sum()  # (layers, heads)
 
 
 # --------------------------------------------------------------------------------------
