@@ -13,6 +13,7 @@ from lessons.bert import (
     BertModel,
     head_accuracy,
     internals,
+    linear_read_back,
     one_hot_inputs,
     stacked_embeddings,
 )
@@ -141,3 +142,52 @@ def test_head_accuracy_checks_its_arguments() -> None:
         head_accuracy(torch.rand(2, 3, 4, 4), torch.zeros(2, 4, dtype=torch.long))
     with pytest.raises(TypeError, match="model: expected a BertModel"):
         internals(torch.nn.Linear(2, 2), torch.zeros(1, 2, dtype=torch.long))
+
+
+def test_linear_read_back_reads_what_is_linearly_there_and_nothing_else() -> None:
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(5, 8, generator=g) * 4
+    labels = torch.randint(5, (500,), generator=g)
+    features = centres[labels] + 0.1 * torch.randn(500, 8, generator=g)
+    result = linear_read_back(features, labels)
+    assert result.accuracy == 1.0 and len(result.labels) == 100
+    assert result.penalty in (1e-4, 1e-3, 1e-2, 1e-1)
+    # labels unrelated to the features are read back at about chance (1/5)
+    noise = torch.randint(5, (500,), generator=g)
+    assert linear_read_back(features, noise).accuracy < 0.35
+    # the test fifth is held out: the same seed gives the same split
+    assert torch.equal(
+        linear_read_back(features, labels, seed=3).labels,
+        linear_read_back(features, noise * 0 + labels, seed=3).labels,
+    )
+
+
+def test_the_minilm_sum_keeps_the_token_and_blurs_the_position(minilm) -> None:
+    """The measurement of section 3, smaller: 2,000 random (token, position, segment)
+    triples of whole-word tokens, positions 0-127. Token identity comes back almost
+    always; the exact position far less often, yet far above chance (1/128)."""
+    g = torch.Generator().manual_seed(0)
+    n = 2000
+    tokens = torch.randint(1997, 29612, (n,), generator=g)
+    tokens = tokens % 200 + 1997  # 200 distinct words, so each is seen in training
+    positions = torch.randint(128, (n,), generator=g)
+    segments = torch.randint(2, (n,), generator=g)
+    e = minilm.embeddings
+    with torch.no_grad():
+        summed = (
+            e.word_embeddings.weight[tokens]
+            + e.position_embeddings.weight[positions]
+            + e.token_type_embeddings.weight[segments]
+        )
+    assert linear_read_back(summed, tokens - 1997).accuracy > 0.9
+    position = linear_read_back(summed, positions).accuracy
+    assert 0.05 < position < 0.9
+
+
+def test_linear_read_back_checks_its_arguments() -> None:
+    with pytest.raises(ValueError, match="labels: expected 20 labels"):
+        linear_read_back(torch.zeros(20, 3), torch.zeros(19, dtype=torch.long))
+    with pytest.raises(ValueError, match="at least 10 examples"):
+        linear_read_back(torch.zeros(5, 3), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match="penalties"):
+        linear_read_back(torch.zeros(20, 3), torch.zeros(20, dtype=torch.long), penalties=())

@@ -27,7 +27,8 @@ Used in: notebooks/05_bert.ipynb. The module follows the chapter:
 
 Section 3 also asks why the three embeddings may simply be added: `one_hot_inputs` and
 `stacked_embeddings` show that the sum is one linear layer on concatenated one-hot
-vectors, and `BertEmbeddings.summed` gives the sum itself.
+vectors, `BertEmbeddings.summed` gives the sum itself, and `linear_read_back`
+measures what a linear map can read back from it.
 
 Hugging Face's ``transformers`` is never imported here: it is the reference the tests
 compare with, not a dependency.
@@ -73,10 +74,12 @@ __all__ = [
     "MaskedLMHead",
     "NSPPair",
     "PreTrainingOutput",
+    "ReadBack",
     "Internals",
     "head_accuracy",
     "hf_names",
     "internals",
+    "linear_read_back",
     "load_hf_state_dict",
     "mask_tokens",
     "mean_pooling",
@@ -256,6 +259,66 @@ def stacked_embeddings(embeddings: BertEmbeddings) -> torch.Tensor:
             embeddings.token_type_embeddings.weight,
         ]
     )
+
+
+class ReadBack(NamedTuple):
+    """What `linear_read_back` returns, on its held-out examples: the ``predicted`` and
+    the true ``labels`` (both LongTensors), and the ridge ``penalty`` it chose."""
+
+    predicted: torch.Tensor
+    labels: torch.Tensor
+    penalty: float
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.predicted == self.labels).double().mean())
+
+
+def linear_read_back(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    penalties: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1),
+    seed: int = 0,
+) -> ReadBack:
+    """How well a linear map reads ``labels`` back from ``features``: a least-squares
+    classifier (ridge regression on one-hot targets, plus a bias; the predicted class is
+    the largest output), fitted in closed form.
+
+    ``features`` ``(examples, dim)``; ``labels`` ``(examples,)`` class ids. The examples
+    are shuffled with ``seed`` and split 60/20/20: the penalty ``λ n`` (``λ`` from
+    ``penalties``, ``n`` training examples) is chosen on the second part, and the
+    result is measured on the third, which took no part in either choice.
+
+    Used in: notebooks/05_bert.ipynb, section 3 (what the summed embedding keeps).
+    """
+    features = checks.tensor("features", features, dims=2, dtype="float", layout="(examples, dim)")
+    labels = checks.tensor("labels", labels, dims=1, dtype="int", layout="(examples,)")
+    if len(labels) != len(features):
+        raise ValueError(
+            f"labels: expected {len(features)} labels (one per row of features), got {len(labels)}"
+        )
+    if len(labels) < 10:
+        raise ValueError(f"features: expected at least 10 examples, got {len(labels)}")
+    if bool((labels < 0).any()):
+        raise ValueError("labels: expected class ids >= 0, got a negative one")
+    if not penalties or any(not isinstance(p, int | float) or p <= 0 for p in penalties):
+        raise ValueError(f"penalties: expected positive numbers, got {penalties!r}")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    fit, choose, test = order.tensor_split([len(order) * 3 // 5, len(order) * 4 // 5])
+    x = torch.cat([features.double(), features.new_ones(len(features), 1).double()], dim=1)
+    targets = F.one_hot(labels.long(), int(labels.max()) + 1).double()
+    gram, moments = x[fit].T @ x[fit], x[fit].T @ targets[fit]
+    identity = torch.eye(x.shape[1], dtype=torch.float64)
+
+    def predict(penalty: float, rows: torch.Tensor) -> torch.Tensor:
+        weights = torch.linalg.solve(gram + penalty * len(fit) * identity, moments)
+        return (x[rows] @ weights).argmax(dim=1)
+
+    def chosen_accuracy(penalty: float) -> float:
+        return float((predict(penalty, choose) == labels[choose]).double().mean())
+
+    penalty = max(penalties, key=chosen_accuracy)  # the first of the best, on a tie
+    return ReadBack(predict(penalty, test), labels[test].long(), float(penalty))
 
 
 # --------------------------------------------------------------------------------------
