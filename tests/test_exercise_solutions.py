@@ -9,16 +9,28 @@ solution should return for one case.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
+from torch import nn
+from torch.nn import functional as F
 
 import lessons
 from lessons import exercises
 from lessons.attention import AdditiveScore
+from lessons.bert import (
+    IGNORE_INDEX,
+    BertConfig,
+    BertEmbeddings,
+    mask_tokens,
+    mean_pooling,
+    nsp_pairs,
+)
 from lessons.elmo import BiLM, CharCNN, Highway, ScalarMix, character_ids
+from lessons.exercises import bert as bert_exercises
 from lessons.exercises import elmo as elmo_exercises
 from lessons.transformer import EncoderLayer
 
@@ -71,6 +83,38 @@ def _encoder_layer(x, params, nhead, mask=None, norm_first=False) -> torch.Tenso
     return layer.eval()(x, mask)
 
 
+def _mask_tokens(input_ids, special_tokens_mask, mask_id, vocab_size, probability, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return mask_tokens(input_ids, special_tokens_mask, mask_id, vocab_size, probability, generator)
+
+
+def _embedding_sum(input_ids, token_type_ids, word, position, token_type) -> torch.Tensor:
+    """`BertEmbeddings` with these tables, its LayerNorm removed and dropout off."""
+    config = BertConfig(
+        vocab_size=word.shape[0],
+        hidden_size=word.shape[1],
+        max_position_embeddings=position.shape[0],
+        type_vocab_size=token_type.shape[0],
+    )
+    module = BertEmbeddings(config).eval()
+    module.norm = nn.Identity()
+    with torch.no_grad():
+        module.word_embeddings.weight.copy_(word)
+        module.position_embeddings.weight.copy_(position)
+        module.token_type_embeddings.weight.copy_(token_type)
+    return module(input_ids, token_type_ids)
+
+
+def _masked_lm_loss(logits, labels) -> torch.Tensor:
+    """PyTorch's cross-entropy, which skips the label `IGNORE_INDEX` of `mask_tokens`."""
+    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def _similarity_matrix(last_hidden_state, attention_mask) -> torch.Tensor:
+    pooled = mean_pooling(last_hidden_state, attention_mask)
+    return F.cosine_similarity(pooled[:, None, :], pooled[None, :, :], dim=-1)
+
+
 #: exercise id -> what the taught module returns for a case's arguments.
 EQUIVALENTS: dict[str, Callable[..., Any]] = {
     "attention.additive_score": _additive_score,
@@ -78,9 +122,13 @@ EQUIVALENTS: dict[str, Callable[..., Any]] = {
     "elmo.conv_max_pool": _conv_max_pool,
     "elmo.scalar_mix": _scalar_mix,
     "transformer.encoder_layer": _encoder_layer,
+    "bert.mask_tokens": _mask_tokens,
+    "bert.embedding_sum": _embedding_sum,
+    "bert.masked_lm_loss": _masked_lm_loss,
+    "bert.similarity_matrix": _similarity_matrix,
 }
 #: Solutions proved equal to their module by a test of their own, below.
-TESTED_BELOW = {"elmo.bidirectional_loss"}
+TESTED_BELOW = {"elmo.bidirectional_loss", "bert.nsp_pairs"}
 
 
 @pytest.mark.parametrize("exercise_id", sorted(exercises.registry()))
@@ -125,6 +173,35 @@ def test_bidirectional_loss_equals_the_bilm_loss() -> None:
     )
     got = elmo_exercises.bidirectional_loss(forward_logits, backward_logits, tokens)
     torch.testing.assert_close(got, bilm.loss(char_ids, mask, words))
+
+
+def _nsp_draws(documents, seed: int) -> tuple[list[bool], list[tuple[int, int]]]:
+    """The draws `nsp_pairs` makes with ``seed``, replayed: which pairs are real, and for
+    the others, which other document (``r`` among those other than its own) and sentence."""
+    rng = random.Random(seed)
+    starts = [(d, i) for d, document in enumerate(documents) for i in range(len(document) - 1)]
+    labels = [1] * (len(starts) // 2) + [0] * (len(starts) - len(starts) // 2)
+    rng.shuffle(labels)
+    is_next, picks = [], []
+    for (d, _), label in zip(starts, labels, strict=True):
+        if label == 0:
+            is_next.append(True)
+            picks.append((0, 0))
+        else:
+            r = rng.randrange(len(documents) - 1)
+            j = rng.choice(range(len(documents[r + (r >= d)])))
+            is_next.append(False)
+            picks.append((r, j))
+    return is_next, picks
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nsp_pairs_from_draws_equals_nsp_pairs(seed: int) -> None:
+    """With the draws of `nsp_pairs` replayed, the exercise's solution builds its pairs."""
+    documents = [[f"{d}.{i}" for i in range(n)] for d, n in enumerate((2, 5, 3, 2, 4))]
+    got = bert_exercises.nsp_pairs_from_draws(documents, *_nsp_draws(documents, seed))
+    assert got == nsp_pairs(documents, seed)
+    assert {pair.label for pair in got} == {0, 1}
 
 
 def test_every_chapter_solution_name_is_public() -> None:
