@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lessons.core.probe import CrossValidation, cross_validate, fit_probe
+from lessons.core.probe import CrossValidation, cross_validate, fit_probe, stratified_folds
 from lessons.elmo import ScalarMix
 
 
@@ -110,3 +110,112 @@ def test_a_better_feature_set_wins_the_paired_comparison():
     difference, error = strong_result.paired_difference(weak_result)
     assert difference == pytest.approx(strong_result.mean - weak_result.mean)
     assert difference > 3 * error > 0
+
+
+def old_fold_assignment(labels: torch.Tensor, folds: int, repeats: int, seed: int) -> list:
+    """A frozen copy of the split `cross_validate` made before `stratified_folds` existed
+    (chapter 2's numbers were measured with it)."""
+    assignments = []
+    for repeat in range(repeats):
+        generator = torch.Generator().manual_seed(seed + repeat)
+        fold_of = torch.empty(len(labels), dtype=torch.long)
+        for label in labels.unique():
+            members = (labels == label).nonzero().flatten()
+            members = members[torch.randperm(len(members), generator=generator)]
+            fold_of[members] = torch.arange(len(members)) % folds
+        assignments.append(fold_of)
+    return assignments
+
+
+@pytest.mark.parametrize(
+    ("labels", "folds", "repeats", "seed"),
+    [
+        (torch.tensor([0] * 100 + [1] * 100), 10, 3, 0),  # chapter 2's polarity split
+        (torch.arange(200) % 2, 10, 3, 0),
+        (torch.randint(0, 3, (57,), generator=torch.Generator().manual_seed(4)), 5, 4, 11),
+        (torch.tensor([3, 3, 7, 3, 7, 7, 7, 3, 3], dtype=torch.int32), 2, 2, 1),
+    ],
+)
+def test_stratified_folds_are_the_split_cross_validate_always_made(labels, folds, repeats, seed):
+    fold_of = stratified_folds(labels, folds, repeats, seed)
+    assert fold_of.dtype == torch.long and fold_of.shape == (repeats, len(labels))
+    for new, old in zip(fold_of, old_fold_assignment(labels, folds, repeats, seed), strict=True):
+        assert torch.equal(new, old)
+
+
+def test_stratified_folds_by_value():
+    labels = torch.tensor([0, 1, 1, 0, 2, 1, 0, 0, 1, 2])
+    # repeat 0 (generator seed 5): class 0 = examples 0, 3, 6, 7 dealt to folds 2, 1, 0, 0
+    assert stratified_folds(labels, 3, 2, 5).tolist() == [
+        [2, 0, 0, 1, 0, 2, 0, 0, 1, 1],
+        [0, 0, 0, 1, 1, 1, 0, 2, 2, 0],
+    ]
+
+
+def test_stratified_folds_hold_every_example_out_once_with_the_class_balance():
+    labels = torch.tensor([0] * 23 + [1] * 41 + [2] * 6)
+    fold_of = stratified_folds(labels, folds=5, repeats=3, seed=2)
+    assert fold_of.min() == 0 and fold_of.max() == 4  # one fold id per example and repeat
+    for repeat in fold_of:
+        for label in range(3):
+            counts = torch.bincount(repeat[labels == label], minlength=5)
+            assert counts.sum() == (labels == label).sum()
+            assert counts.max() - counts.min() <= 1  # each class spread evenly over folds
+        sizes = torch.bincount(repeat, minlength=5)
+        assert sizes.sum() == 70 and sizes.max() - sizes.min() <= 3
+    assert not torch.equal(fold_of[0], fold_of[1])  # each repeat shuffles anew
+    assert torch.equal(fold_of, stratified_folds(labels, folds=5, repeats=3, seed=2))
+
+
+def test_cross_validate_gives_the_accuracies_it_gave_before_the_split_was_extracted():
+    features, labels = blobs(shift=0.7)
+    torch.manual_seed(0)  # the probes start from the global generator's weights
+    result = cross_validate(features, labels, folds=4, repeats=2, seed=3)
+    # measured with cross_validate as it was before stratified_folds (commit a2e6601)
+    assert result.accuracies == [
+        0.75, 0.800000011920929, 0.75, 0.75, 0.75, 0.75, 0.6499999761581421, 0.949999988079071
+    ]  # fmt: skip
+    assert sum(map(sum, result.correct)) == 123
+
+
+def test_stratified_folds_bad_arguments_are_named():
+    with pytest.raises(ValueError, match=r"labels: expected integer class ids.*\(2, 2\)"):
+        stratified_folds(torch.zeros(2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="labels: expected integer class ids.*float32"):
+        stratified_folds(torch.zeros(4))
+    with pytest.raises(ValueError, match=r"folds: expected an int in \[2, 4\], got 5"):
+        stratified_folds([0, 1, 0, 1], folds=5)
+    with pytest.raises(ValueError, match="repeats"):
+        stratified_folds([0, 1, 0, 1], folds=2, repeats=0)
+
+
+def test_a_cross_validation_rebuilt_from_its_outcomes_is_the_same():
+    features, labels = blobs(n=60, shift=1.0)
+    result = cross_validate(features, labels, folds=5, repeats=3, seed=1)
+    rebuilt = CrossValidation.from_outcomes(result.correct, stratified_folds(labels, 5, 3, 1))
+    assert rebuilt.accuracies == result.accuracies  # the same floats, fold by fold
+    assert (rebuilt.folds, rebuilt.repeats, rebuilt.examples) == (5, 3, 60)
+    assert rebuilt.correct == result.correct and str(rebuilt) == str(result)
+    # as read back from JSON: nested lists
+    listed = CrossValidation.from_outcomes(
+        result.correct, stratified_folds(labels, 5, 3, 1).tolist()
+    )
+    assert listed.paired_difference(result) == (0.0, 0.0)
+
+
+def test_outcomes_by_hand_and_bad_outcomes_are_named():
+    fold_of = [[0, 1, 0, 1], [1, 1, 0, 0]]
+    correct = [[True, True, False, True], [False, True, True, True]]
+    result = CrossValidation.from_outcomes(correct, fold_of)
+    # repeat 0: fold 0 = examples 0, 2 (1 of 2 right), fold 1 = 1, 3 (2 of 2); repeat 1:
+    # fold 0 = examples 2, 3 (2 of 2), fold 1 = 0, 1 (1 of 2)
+    assert result.accuracies == [0.5, 1.0, 1.0, 0.5]
+    assert (result.folds, result.repeats, result.examples) == (2, 2, 4)
+    with pytest.raises(ValueError, match=r"correct: expected booleans of shape \(2, 4\)"):
+        CrossValidation.from_outcomes([[1, 1, 0, 1], [0, 1, 1, 1]], fold_of)
+    with pytest.raises(ValueError, match=r"correct: expected booleans of shape \(2, 4\)"):
+        CrossValidation.from_outcomes(correct[:1], fold_of)
+    with pytest.raises(ValueError, match="fold_of: repeat 0 holds no example in fold 1"):
+        CrossValidation.from_outcomes(correct, [[0, 2, 0, 2], [1, 1, 0, 2]])
+    with pytest.raises(TypeError, match="fold_of: expected an integer tensor"):
+        CrossValidation.from_outcomes(correct, [[0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0]])

@@ -1,14 +1,19 @@
 """Linear probes: how much of a task a frozen representation makes linearly readable.
 
 Used in: notebooks/02_elmo.ipynb, section 5 (word2vec against ELMo's layers on the
-sentence-polarity task; what each layer holds: word senses against parts of speech).
+sentence-polarity task; what each layer holds: word senses against parts of speech), and
+notebooks/05_bert.ipynb (MiniLM frozen and fine-tuned on the same polarity folds, from
+``scripts/finetune_polarity.py``).
 
 A probe is a logistic-regression classifier trained on fixed features. Its held-out
 accuracy, estimated by k-fold cross-validation, measures the features, not the probe.
 With a few hundred examples that estimate is noisy, so `cross_validate` repeats the
 k-fold split with different shuffles and reports the spread; two feature sets probed on
 the same examples with the same seed are compared example by example with
-`CrossValidation.paired_difference`.
+`CrossValidation.paired_difference`. The split itself is `stratified_folds`, so a model
+that is not a probe (a network fine-tuned per fold, say) can be trained and tested on the
+very same folds, and its held-out outcomes turned into a `CrossValidation` with
+`CrossValidation.from_outcomes`.
 
 Two kinds of features:
 
@@ -30,7 +35,13 @@ from torch import nn
 
 from lessons.core import checks
 
-__all__ = ["CrossValidation", "LinearProbe", "cross_validate", "fit_probe"]
+__all__ = [
+    "CrossValidation",
+    "LinearProbe",
+    "cross_validate",
+    "fit_probe",
+    "stratified_folds",
+]
 
 
 #: Makes the module that mixes ``num_layers`` layers, e.g. ``lessons.elmo.ScalarMix``: it
@@ -124,6 +135,37 @@ class CrossValidation:
     correct: list[list[bool]] = field(default_factory=list, repr=False)
     probes: list[LinearProbe] = field(default_factory=list, repr=False)
 
+    @classmethod
+    def from_outcomes(
+        cls,
+        correct: Sequence[Sequence[bool]] | torch.Tensor,
+        fold_of: Sequence[Sequence[int]] | torch.Tensor,
+    ) -> CrossValidation:
+        """The cross-validation whose held-out outcomes are ``correct`` ``(repeats,
+        examples)`` on the folds ``fold_of`` ``(repeats, examples)`` of `stratified_folds`:
+        the accuracy of every fold of every repeat, in `cross_validate`'s order, computed
+        as it does. For a model trained per fold outside `cross_validate`, or outcomes
+        read back from a saved result, so that `paired_difference` works on them.
+        """
+        fold_of = checks.tensor(
+            "fold_of", torch.as_tensor(fold_of), dims=2, dtype="int", layout="(repeats, examples)"
+        )
+        right = torch.as_tensor(correct)
+        if right.shape != fold_of.shape or right.dtype != torch.bool:
+            raise ValueError(
+                f"correct: expected booleans of shape {tuple(fold_of.shape)} (repeats, "
+                f"examples) like fold_of, got {right.dtype} of shape {tuple(right.shape)}"
+            )
+        folds = int(fold_of.max()) + 1
+        accuracies = []
+        for repeat in range(fold_of.shape[0]):
+            for fold in range(folds):
+                test = fold_of[repeat] == fold
+                if not test.any():
+                    raise ValueError(f"fold_of: repeat {repeat} holds no example in fold {fold}")
+                accuracies.append(float(right[repeat][test].float().mean()))
+        return cls(accuracies, folds, fold_of.shape[0], fold_of.shape[1], right.tolist())
+
     @property
     def mean(self) -> float:
         return sum(self.accuracies) / len(self.accuracies)
@@ -182,6 +224,39 @@ class CrossValidation:
         )
 
 
+def stratified_folds(
+    labels: torch.Tensor | Sequence[int], folds: int = 10, repeats: int = 5, seed: int = 0
+) -> torch.Tensor:
+    """The fold of every example in every repeat: a LongTensor ``(repeats, examples)`` of
+    fold ids in ``[0, folds)``, the split `cross_validate` uses.
+
+    Repeat ``r`` shuffles the examples of each class (in the order of ``labels.unique()``)
+    with a generator seeded ``seed + r`` and deals them round-robin into the folds, so
+    every fold has the same class balance, give or take one example per class.
+
+    Used in: notebooks/05_bert.ipynb, through ``scripts/finetune_polarity.py``, which
+    fine-tunes MiniLM on chapter 2's folds, ``stratified_folds(labels, 10, 3, 0)``.
+    """
+    labels = torch.as_tensor(labels)
+    if labels.dim() != 1 or labels.is_floating_point() or len(labels) == 0:
+        raise ValueError(
+            f"labels: expected integer class ids of shape (examples,), "
+            f"got {labels.dtype} of shape {tuple(labels.shape)}"
+        )
+    checks.positive_int("folds", folds, minimum=2)
+    if folds > len(labels):
+        raise ValueError(f"folds: expected an int in [2, {len(labels)}], got {folds!r}")
+    checks.positive_int("repeats", repeats)
+    fold_of = torch.empty(repeats, len(labels), dtype=torch.long)
+    for repeat in range(repeats):
+        generator = torch.Generator().manual_seed(seed + repeat)
+        for label in labels.unique():
+            members = (labels == label).nonzero().flatten()
+            members = members[torch.randperm(len(members), generator=generator)]
+            fold_of[repeat, members] = torch.arange(len(members)) % folds
+    return fold_of
+
+
 def cross_validate(
     features: torch.Tensor,
     labels: torch.Tensor | Sequence[int],
@@ -194,26 +269,17 @@ def cross_validate(
     """Repeated stratified k-fold cross-validation of a `LinearProbe`.
 
     Each repeat shuffles the examples of each class with its own seed and deals them
-    round-robin into ``folds`` folds (so every fold has the same class balance); each
-    fold is held out once while a probe is fitted (`fit_probe`) on the rest. Features are
-    standardised with the training folds' mean and standard deviation only. Layered
-    features ``(examples, layers, dim)`` are mixed by ``make_mix(layers)`` (see `fit_probe`).
+    round-robin into ``folds`` folds (`stratified_folds`, so every fold has the same
+    class balance); each fold is held out once while a probe is fitted (`fit_probe`) on
+    the rest. Features are standardised with the training folds' mean and standard
+    deviation only. Layered features ``(examples, layers, dim)`` are mixed by
+    ``make_mix(layers)`` (see `fit_probe`).
     The result keeps every example's held-out outcome and every fitted probe.
     """
     features, labels = _check_features(features, labels, make_mix)
-    checks.positive_int("folds", folds, minimum=2)
-    if folds > len(labels):
-        raise ValueError(f"folds: expected an int in [2, {len(labels)}], got {folds!r}")
-    checks.positive_int("repeats", repeats)
     accuracies, correct, probes = [], [], []
-    for repeat in range(repeats):
+    for fold_of in stratified_folds(labels, folds, repeats, seed):
         right = torch.zeros(len(labels), dtype=torch.bool)
-        generator = torch.Generator().manual_seed(seed + repeat)
-        fold_of = torch.empty(len(labels), dtype=torch.long)
-        for label in labels.unique():
-            members = (labels == label).nonzero().flatten()
-            members = members[torch.randperm(len(members), generator=generator)]
-            fold_of[members] = torch.arange(len(members)) % folds
         for fold in range(folds):
             test, train = fold_of == fold, fold_of != fold
             mean = features[train].mean(dim=0)
