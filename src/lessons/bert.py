@@ -11,7 +11,11 @@ Used in: notebooks/05_bert.ipynb. The module follows the chapter:
 4. The pre-training heads (section 5): `MaskedLMHead`, its output layer tied to the
    input embeddings, `BertForMaskedLM`, and `BertForPreTraining` (masked LM and
    next-sentence prediction). Their data (section 5): `mask_tokens` (the 80/10/10
-   rule) and `nsp_pairs` (sentence pairs, half real, half random).
+   rule) and `nsp_pairs` (sentence pairs, half real, half random). Pre-training from
+   scratch (section 5): `init_bert_weights`, `pretraining_batch`, `pretraining_loss`,
+   `load_pretrained` (the tiny BERT trained on the Wikipedia sample), and two
+   fill-in-the-blank scorers, `mlm_blank_scores` and, for chapter 2's biLM,
+   `bilm_blank_scores`.
 5. Real weights (section 6): `HF_EMBEDDING_NAMES`, `HF_LAYER_NAMES`, `HF_POOLER_NAMES`
    and the heads' tables, from Hugging Face's parameter names to ours;
    `BertModel.from_hf_state_dict` loads a checked state dict; `BertModel.from_minilm`
@@ -49,8 +53,9 @@ from torch.nn import functional as F
 
 from lessons.core import checks
 from lessons.core.checkpoint import Checkpointed
+from lessons.elmo import BiLM, character_ids
 from lessons.transformer import Encoder
-from lessons.wordpiece import minilm_path
+from lessons.wordpiece import WordPieceTokenizer, minilm_path
 
 __all__ = [
     "HF_EMBEDDING_NAMES",
@@ -73,18 +78,27 @@ __all__ = [
     "BertPooler",
     "MaskedLMHead",
     "NSPPair",
+    "PRETRAINED",
+    "PreTrainingBatch",
+    "PreTrainingLoss",
     "PreTrainingOutput",
     "ReadBack",
     "Internals",
+    "bilm_blank_scores",
     "head_accuracy",
     "hf_names",
+    "init_bert_weights",
     "internals",
     "linear_read_back",
     "load_hf_state_dict",
+    "load_pretrained",
     "mask_tokens",
     "mean_pooling",
+    "mlm_blank_scores",
     "nsp_pairs",
     "one_hot_inputs",
+    "pretraining_batch",
+    "pretraining_loss",
     "sentence_embeddings",
     "stacked_embeddings",
 ]
@@ -689,6 +703,268 @@ def nsp_pairs(documents: Sequence[Sequence[Any]], seed: int = 0) -> list[NSPPair
             second = rng.choice(documents[other])
         pairs.append(NSPPair(first, second, label))
     return pairs
+
+
+# --------------------------------------------------------------------------------------
+# 5 (continued). Pre-training from scratch
+# --------------------------------------------------------------------------------------
+
+
+def init_bert_weights(model: nn.Module, std: float = 0.02, seed: int | None = None) -> nn.Module:
+    """``model`` with BERT's initial weights, in place: every linear layer's and every
+    embedding's weights drawn from ``N(0, std**2)``, biases 0, LayerNorm scales 1 and
+    shifts 0 (the ``initializer_range`` 0.02 of Google's and Hugging Face's code). PyTorch's
+    default, ``N(0, 1)`` for embeddings, would give the tied output layer scores far too
+    large to start from. ``seed`` makes the draws reproducible. Returns ``model``.
+
+    Used in: notebooks/05_bert.ipynb, section 5 (pre-training from scratch).
+    """
+    std = checks.number("std", std, positive=True)
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                module.weight.normal_(0.0, std, generator=generator)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                module.bias.zero_()
+            if isinstance(module, nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.fill_(0.0)
+            if isinstance(module, MaskedLMHead):
+                module.bias.zero_()
+    return model
+
+
+class PreTrainingBatch(NamedTuple):
+    """A batch for `pretraining_loss`, all LongTensors: ``input_ids`` (masked by
+    `mask_tokens`), ``token_type_ids``, ``attention_mask`` and ``mlm_labels`` ``(batch,
+    seq)``, ``nsp_labels`` ``(batch,)``."""
+
+    input_ids: torch.Tensor
+    token_type_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    mlm_labels: torch.Tensor
+    nsp_labels: torch.Tensor
+
+
+def _segment_text(name: str, segment: object) -> str:
+    """A segment of an `NSPPair` as text: a string as it is, a list of tokens joined."""
+    if isinstance(segment, str):
+        return segment
+    if isinstance(segment, Sequence) and all(isinstance(token, str) for token in segment):
+        return " ".join(segment)
+    raise TypeError(f"{name}: expected a str or a list of str, got {checks.describe(segment)}")
+
+
+def pretraining_batch(
+    pairs: Sequence[NSPPair],
+    tokenizer: WordPieceTokenizer,
+    max_length: int = 128,
+    probability: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> PreTrainingBatch:
+    """A masked-LM and next-sentence batch from sentence pairs (`nsp_pairs`).
+
+    Each pair becomes ``[CLS] first [SEP] second [SEP]``, token type 0 up to the first
+    ``[SEP]`` and 1 after, cut longest-first to ``max_length`` tokens and right-padded
+    with ``[PAD]`` (the tokenizer's batch call). ``[CLS]``, ``[SEP]`` and ``[PAD]`` are
+    never masked; every other token is selected with ``probability`` and masked by
+    `mask_tokens` (80/10/10, with ``generator``). A segment is a string or a list of
+    tokens (joined by spaces).
+
+    Used in: notebooks/05_bert.ipynb, section 5 (pre-training from scratch).
+    """
+    if isinstance(pairs, str) or not isinstance(pairs, Sequence) or not pairs:
+        raise TypeError(
+            f"pairs: expected a non-empty list of NSPPair, got {checks.describe(pairs)}"
+        )
+    if not isinstance(tokenizer, WordPieceTokenizer):
+        raise TypeError(
+            f"tokenizer: expected a lessons.wordpiece.WordPieceTokenizer, "
+            f"got {checks.describe(tokenizer)}"
+        )
+    firsts, seconds, labels = [], [], []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, NSPPair) or pair.label not in (0, 1):
+            raise TypeError(f"pairs[{i}]: expected an NSPPair labelled 0 or 1, got {pair!r:.80}")
+        firsts.append(_segment_text(f"pairs[{i}].first", pair.first))
+        seconds.append(_segment_text(f"pairs[{i}].second", pair.second))
+        labels.append(pair.label)
+    encoded = tokenizer(firsts, seconds, max_length=checks.positive_int("max_length", max_length))
+    input_ids = encoded["input_ids"]
+    special = (
+        (input_ids == tokenizer.cls_id)
+        | (input_ids == tokenizer.sep_id)
+        | (encoded["attention_mask"] == 0)
+    )
+    masked, mlm_labels = mask_tokens(
+        input_ids, special, tokenizer.mask_id, len(tokenizer), probability, generator
+    )
+    return PreTrainingBatch(
+        masked,
+        encoded["token_type_ids"],
+        encoded["attention_mask"],
+        mlm_labels,
+        torch.tensor(labels, dtype=torch.long),
+    )
+
+
+class PreTrainingLoss(NamedTuple):
+    """What `pretraining_loss` returns: the ``loss`` to minimise (``mlm + nsp``), both
+    parts (scalar tensors), and the accuracies of the two tasks on the batch (floats)."""
+
+    loss: torch.Tensor
+    mlm: torch.Tensor
+    nsp: torch.Tensor
+    mlm_accuracy: float
+    nsp_accuracy: float
+
+
+def pretraining_loss(model: BertForPreTraining, batch: PreTrainingBatch) -> PreTrainingLoss:
+    """BERT's pre-training loss on a `PreTrainingBatch`: the masked-LM cross-entropy,
+    averaged over the selected positions only (labels other than `IGNORE_INDEX`), plus
+    the next-sentence cross-entropy, averaged over the pairs (Devlin et al., 2019,
+    appendix A.2).
+
+    The masked-LM head runs on the selected positions only (about 15% of the tokens):
+    the other positions have no label, so their scores over the whole vocabulary would
+    be computed for nothing. A batch with no selected position has an MLM loss of 0.
+
+    Used in: notebooks/05_bert.ipynb, section 5 (pre-training from scratch).
+    """
+    hidden, pooled = model.bert(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+    selected = batch.mlm_labels != IGNORE_INDEX  # (batch, seq)
+    targets = batch.mlm_labels[selected]  # (selected,)
+    mlm_logits = model.head(hidden[selected], model.bert.embeddings.word_embeddings.weight)
+    if len(targets):
+        mlm = F.cross_entropy(mlm_logits, targets)
+        mlm_accuracy = (mlm_logits.argmax(-1) == targets).float().mean().item()
+    else:
+        mlm = mlm_logits.sum()  # 0, still part of the graph
+        mlm_accuracy = float("nan")
+    nsp_logits = model.nsp(pooled)  # (batch, 2)
+    nsp = F.cross_entropy(nsp_logits, batch.nsp_labels)
+    nsp_accuracy = (nsp_logits.argmax(-1) == batch.nsp_labels).float().mean().item()
+    return PreTrainingLoss(mlm + nsp, mlm, nsp, mlm_accuracy, nsp_accuracy)
+
+
+#: The models that ``scripts/pretrain_bert.py`` trained, shipped in ``PRETRAINED_DIR``.
+PRETRAINED = {"tiny": "bert-tiny"}
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def load_pretrained(name: str = "tiny") -> tuple[BertForPreTraining, WordPieceTokenizer]:
+    """A BERT pre-trained here from scratch, in eval mode and float32, and its tokenizer.
+
+    ``"tiny"``: 4 layers of width 256 with an 8,000-entry WordPiece vocabulary learned
+    from the Wikipedia sample (``scripts/train_wordpiece.py``), pre-trained with masked
+    LM and next-sentence prediction on that sample's training articles
+    (``scripts/pretrain_bert.py``); stored in float16. How it was trained is in
+    ``lessons.core.checkpoint.checkpoint_notes`` of its file, and what it scores in the
+    results ``bert_pretraining``.
+
+    Used in: notebooks/05_bert.ipynb, section 5 (pre-training from scratch).
+    """
+    stem = PRETRAINED[checks.one_of("name", name, PRETRAINED)]
+    model = BertForPreTraining.load(PRETRAINED_DIR / f"{stem}.safetensors").float().eval()
+    tokenizer = WordPieceTokenizer.from_vocab_file(PRETRAINED_DIR / f"{stem}.vocab.txt")
+    if len(tokenizer) != model.config["config"]["vocab_size"]:
+        raise ValueError(
+            f"{name}: the vocabulary has {len(tokenizer)} entries but the model "
+            f"{model.config['config']['vocab_size']}"
+        )
+    return model, tokenizer
+
+
+@torch.no_grad()
+def mlm_blank_scores(
+    model: BertForPreTraining | BertForMaskedLM,
+    tokenizer: WordPieceTokenizer,
+    sentences: Sequence[Sequence[str]],
+    positions: Sequence[int],
+    max_length: int = 128,
+) -> torch.Tensor:
+    """A BERT as a fill-in-the-blank scorer: for each sentence (a list of words) and the
+    position of its blank, the log-probability of every vocabulary entry at the blank,
+    ``(items, vocab_size)``.
+
+    Each word becomes its WordPiece pieces, except the blank, which becomes one
+    ``[MASK]`` whatever the word was: the model sees both sides and nothing of the word
+    itself. The input is ``[CLS] pieces [SEP]`` (one segment); a sentence longer than
+    ``max_length`` tokens keeps the window of pieces centred on the blank. ``model``
+    must be in eval mode.
+
+    Used in: notebooks/05_bert.ipynb, section 5 (pre-training from scratch: what it learned).
+    """
+    sentences = checks.sentences(sentences, nonempty=True)
+    _check_positions(sentences, positions)
+    budget = checks.positive_int("max_length", max_length, minimum=3) - 2
+    if model.training:
+        raise ValueError("model: expected a model in eval mode (no dropout), got training mode")
+    rows, blanks = [], []
+    for sentence, position in zip(sentences, positions, strict=True):
+        before = [p for word in sentence[:position] for p in tokenizer.tokenize(word)]
+        after = [p for word in sentence[position + 1 :] for p in tokenizer.tokenize(word)]
+        pieces = [*before, "[MASK]", *after]
+        start = max(0, min(len(before) - budget // 2, len(pieces) - budget))
+        pieces = pieces[start : start + budget]
+        rows.append(tokenizer.convert_tokens_to_ids(["[CLS]", *pieces, "[SEP]"]))
+        blanks.append(len(before) - start + 1)
+    width = max(map(len, rows))
+    input_ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row)
+        attention_mask[i, : len(row)] = 1
+    hidden = model.bert(input_ids, attention_mask).last_hidden_state
+    at_blank = hidden[torch.arange(len(rows)), torch.tensor(blanks)]  # (items, hidden)
+    logits = model.head(at_blank, model.bert.embeddings.word_embeddings.weight)
+    return F.log_softmax(logits, dim=-1)
+
+
+def _check_positions(sentences: Sequence[Sequence[str]], positions: object) -> None:
+    if isinstance(positions, str) or not isinstance(positions, Sequence):
+        raise TypeError(f"positions: expected a list of int, got {checks.describe(positions)}")
+    if len(positions) != len(sentences):
+        raise ValueError(
+            f"positions: expected one position per sentence ({len(sentences)}), "
+            f"got {len(positions)}"
+        )
+    for i, (sentence, position) in enumerate(zip(sentences, positions, strict=True)):
+        if not isinstance(position, int) or not 0 <= position < len(sentence):
+            raise ValueError(
+                f"positions[{i}]: expected a word position in [0, {len(sentence)}), "
+                f"got {position!r}"
+            )
+
+
+@torch.no_grad()
+def bilm_blank_scores(
+    bilm: BiLM, sentences: Sequence[Sequence[str]], positions: Sequence[int]
+) -> torch.Tensor:
+    """Chapter 2's biLM as a fill-in-the-blank scorer: for each sentence and the position
+    of its blank, ``log p_fwd(w | words before) + log p_bwd(w | words after)`` for every
+    word ``w`` of the biLM's vocabulary: ``(items, num_words)`` (id 0 is ``<unk>``).
+
+    The forward LM at the word before the blank predicts the blank from the left side
+    only; the backward LM at the word after it predicts it from the right side only; so
+    the word written at the blank is never seen, whatever it is. Adding the two
+    log-probabilities treats the two sides as independent evidence, a simplification:
+    neither direction conditions on the other side.
+
+    Used in: notebooks/05_bert.ipynb, section 5 (pre-training from scratch: a baseline).
+    """
+    sentences = checks.sentences(sentences, nonempty=True)
+    _check_positions(sentences, positions)
+    if bilm.training:
+        raise ValueError("bilm: expected a model in eval mode (no dropout), got training mode")
+    char_ids, mask = character_ids(sentences, bilm.max_chars)
+    forward_logits, backward_logits = bilm.logits(char_ids, mask)  # (items, tokens + 2, V + 2)
+    rows = torch.arange(len(sentences))
+    blank = torch.tensor(positions) + 1  # position 0 is <S>
+    forward = F.log_softmax(forward_logits[rows, blank - 1], dim=-1)  # row t predicts t + 1
+    backward = F.log_softmax(backward_logits[rows, blank + 1], dim=-1)  # row t predicts t - 1
+    return (forward + backward)[:, : bilm.num_words]
 
 
 # --------------------------------------------------------------------------------------

@@ -13,6 +13,9 @@ covered this way becomes ``[UNK]`` whole.
 attention mask. It reproduces ``transformers``' Python BERT tokenizer (token for token,
 id for id; ``tests/test_wordpiece.py`` checks it on a table of strings).
 
+`train_wordpiece` learns such a vocabulary from text, by the rule of Hugging Face's
+``WordPieceTrainer`` (``tests/test_wordpiece_training.py`` compares the two).
+
 Used in: notebooks/05_bert.ipynb, section 3 (WordPiece).
 """
 
@@ -42,6 +45,7 @@ __all__ = [
     "split_chinese_chars",
     "split_on_punctuation",
     "strip_accents",
+    "train_wordpiece",
     "truncate_longest_first",
     "wordpiece",
 ]
@@ -525,3 +529,137 @@ class WordPieceTokenizer:
             "token_type_ids": token_type_ids,
             "attention_mask": attention_mask,
         }
+
+
+# ----------------------------------------------------------------------------------
+# 4. Training a vocabulary
+# ----------------------------------------------------------------------------------
+
+
+def _merge_word(symbols: list[int], a: int, b: int, new: int) -> list[int]:
+    """``symbols`` with every ``a`` followed by ``b`` replaced by ``new``, left to right."""
+    merged = []
+    i = 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and symbols[i] == a and symbols[i + 1] == b:
+            merged.append(new)
+            i += 2
+        else:
+            merged.append(symbols[i])
+            i += 1
+    return merged
+
+
+def _continuing_alphabet(word_counts: dict[str, int]) -> list[str]:
+    """The ``##`` form of every character found inside a word, by code point. (Hugging
+    Face's trainer lists them in the order of a hash map, which changes from run to run;
+    since ties go to smaller ids, this order decides some ties.)"""
+    return ["##" + char for char in sorted({char for word in word_counts for char in word[1:]})]
+
+
+def train_wordpiece(
+    texts: Sequence[str],
+    vocab_size: int,
+    min_frequency: int = 2,
+    *,
+    do_lower_case: bool = True,
+    progress: bool = False,
+) -> list[str]:
+    """A WordPiece vocabulary learned from ``texts``: a list of ``vocab_size`` entries at
+    most, in id order, ready to be written one a line as a ``vocab.txt``.
+
+    The entries are, in order: the `SPECIAL_TOKENS`; the alphabet (every character of the
+    corpus, by code point); the ``##`` form of every character that appears inside a word
+    (by code point); then the learned subwords, in the order they were learned.
+
+    The rule is Hugging Face ``tokenizers``' ``WordPieceTrainer``, which is byte-pair
+    encoding with the ``##`` prefix. Each text is cut into words by `basic_tokenize`;
+    each distinct word, weighted by its count, starts as its characters
+    (``"hug"`` -> ``h ##u ##g``). Then, repeatedly: count every pair of adjacent symbols
+    over all words, take the most frequent pair and merge it everywhere into a new entry
+    (``h`` + ``##u`` -> ``hu``; ``##u`` + ``##g`` -> ``##ug``). A tie goes to the pair
+    whose first symbol has the smaller id (then the second's). Learning stops at
+    ``vocab_size`` entries, or when the best pair occurs fewer than ``min_frequency``
+    times. Counts are updated incrementally: a merge recounts only the words that
+    contain the pair, so each step costs the size of those words, not of the corpus.
+
+    Google's WordPiece, as described by Schuster and Nakajima (2012), picks the pair
+    with the highest likelihood gain instead, ``score = freq(ab) / (freq(a) freq(b))``,
+    which prefers pairs whose parts are rarely seen apart; the frequency rule above is
+    what the open ``tokenizers`` library implements.
+
+    ``texts`` must hold at least one word; ``vocab_size`` must leave room for the special
+    tokens and the alphabet. Used in: notebooks/05_bert.ipynb, section 3 (where a
+    vocabulary comes from).
+    """
+    import heapq
+
+    from tqdm.auto import tqdm
+
+    texts = _texts("texts", texts)
+    vocab_size = positive_int("vocab_size", vocab_size)
+    min_frequency = positive_int("min_frequency", min_frequency, minimum=0)
+    word_counts: dict[str, int] = {}
+    for text in texts:
+        for word in basic_tokenize(text, do_lower_case=do_lower_case):
+            word_counts[word] = word_counts.get(word, 0) + 1
+    if not word_counts:
+        raise ValueError("texts: expected at least one word, got texts without any")
+
+    alphabet = sorted({char for word in word_counts for char in word})
+    vocab = [*SPECIAL_TOKENS, *alphabet, *_continuing_alphabet(word_counts)]
+    if vocab_size < len(vocab):
+        raise ValueError(
+            f"vocab_size: expected at least {len(vocab)} (the {len(SPECIAL_TOKENS)} special "
+            f"tokens and the {len(vocab) - len(SPECIAL_TOKENS)} characters of the alphabet, "
+            f"plain and ##), got {vocab_size}"
+        )
+    ids = {token: index for index, token in enumerate(vocab)}
+
+    # Each distinct word as a list of symbol ids, and its count.
+    words = [[ids[word[0]], *(ids["##" + char] for char in word[1:])] for word in word_counts]
+    counts = list(word_counts.values())
+    pair_counts: dict[tuple[int, int], int] = {}
+    where: dict[tuple[int, int], set[int]] = {}
+    for index, symbols in enumerate(words):
+        for pair in zip(symbols, symbols[1:], strict=False):
+            pair_counts[pair] = pair_counts.get(pair, 0) + counts[index]
+            where.setdefault(pair, set()).add(index)
+    # A heap of (-count, first id, second id): the most frequent pair first, ties to the
+    # smaller ids. Entries go stale as counts change; a stale one is put back corrected.
+    heap = [(-count, a, b) for (a, b), count in pair_counts.items()]
+    heapq.heapify(heap)
+
+    bar = tqdm(total=vocab_size - len(vocab), desc="wordpiece", unit="merge", disable=not progress)
+    while len(vocab) < vocab_size and heap:
+        negative, a, b = heapq.heappop(heap)
+        count = pair_counts.get((a, b), 0)
+        if -negative != count:
+            if count > 0:
+                heapq.heappush(heap, (-count, a, b))
+            continue
+        if count < max(min_frequency, 1):
+            break
+        token = vocab[a] + vocab[b].removeprefix("##")
+        if token not in ids:  # two different pairs can spell the same token
+            ids[token] = len(vocab)
+            vocab.append(token)
+            bar.update()
+        new = ids[token]
+        changed: set[tuple[int, int]] = set()
+        for index in where.pop((a, b)):
+            old = words[index]
+            merged = _merge_word(old, a, b, new)
+            if len(merged) == len(old):  # the pair left this word in an earlier merge
+                continue
+            for pair in zip(old, old[1:], strict=False):
+                pair_counts[pair] -= counts[index]
+            for pair in zip(merged, merged[1:], strict=False):
+                pair_counts[pair] = pair_counts.get(pair, 0) + counts[index]
+                where.setdefault(pair, set()).add(index)
+                changed.add(pair)
+            words[index] = merged
+        for pair in changed:
+            heapq.heappush(heap, (-pair_counts[pair], *pair))
+    bar.close()
+    return vocab
