@@ -1,8 +1,10 @@
 """scripts/finetune_polarity.py and its results: chapter 2's folds, outcomes that agree
 with the fold accuracies, the frozen MiniLM number reproduced live, the report saying
-the same numbers as the JSON, and fine-tuning that trains every weight, seeded."""
+the same numbers as the JSON, fine-tuning that trains every weight, seeded, and the
+post-hoc 10-epoch row labelled as such, with only its epochs changed."""
 
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from lessons.core.results import load_results
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "finetune_polarity.py"
 FROZEN = "MiniLM frozen, mean-pooled (sentence embedding)"
 TUNED = "MiniLM fine-tuned, [CLS] pooled (BERT's head)"
+MEAN_TUNED = "MiniLM fine-tuned, mean-pooled"
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +44,18 @@ def test_the_folds_are_chapter_2s(results, labels):
     assert results["fold_of"] == stratified_folds(labels, 10, 3, 0).tolist()
 
 
-def test_every_method_has_30_folds_whose_outcomes_agree_with_its_accuracies(results):
+def test_every_method_has_its_folds_whose_outcomes_agree_with_its_accuracies(results, script):
     methods = results["methods"]
-    assert {FROZEN, TUNED, "word2vec (mean)", "ELMo scalar mix"} <= set(methods)
+    assert {FROZEN, TUNED, MEAN_TUNED, script.LONGER, "word2vec (mean)"} <= set(methods)
     assert {row["kind"] for row in methods.values()} == {"frozen", "fine-tuned"}
     for name, row in methods.items():
-        assert len(row["accuracies"]) == 30, name
-        assert len(row["correct"]) == 3 and all(len(r) == 200 for r in row["correct"]), name
-        rebuilt = CrossValidation.from_outcomes(row["correct"], results["fold_of"])
+        # every row ran on all 3 repeats, but the post-hoc one may have run on fewer
+        repeats = row["repeats"] if name == script.LONGER else 3
+        assert 1 <= repeats <= 3, name
+        assert len(row["accuracies"]) == 10 * repeats, name
+        assert len(row["correct"]) == repeats, name
+        assert all(len(r) == 200 for r in row["correct"]), name
+        rebuilt = CrossValidation.from_outcomes(row["correct"], results["fold_of"][:repeats])
         assert rebuilt.accuracies == row["accuracies"], name
         assert rebuilt.mean == pytest.approx(row["mean"], abs=1e-12), name
         assert rebuilt.standard_error == pytest.approx(row["standard_error"], abs=1e-12), name
@@ -56,17 +63,21 @@ def test_every_method_has_30_folds_whose_outcomes_agree_with_its_accuracies(resu
         assert rebuilt.repeat_means == pytest.approx(row["repeat_means"], abs=1e-12), name
 
 
-def test_the_paired_differences_follow_from_the_outcomes(results):
-    def outcome(name):
+def test_the_paired_differences_follow_from_the_outcomes(results, script):
+    def outcome(name, repeats):
         return CrossValidation.from_outcomes(
-            results["methods"][name]["correct"], results["fold_of"]
+            results["methods"][name]["correct"][:repeats], results["fold_of"][:repeats]
         )
 
     assert f"{TUNED} - {FROZEN}" in results["paired_differences"]
+    assert f"{script.LONGER} - {FROZEN}" in results["paired_differences"]
+    assert f"{script.LONGER} - {MEAN_TUNED}" in results["paired_differences"]
     for pair, row in results["paired_differences"].items():
         first, second = pair.split(" - ")
         assert {first, second} <= set(results["methods"])
-        difference, error = outcome(first).paired_difference(outcome(second))
+        # on the repeats both ran: all 3, or those of the post-hoc row
+        repeats = min(len(results["methods"][name]["correct"]) for name in (first, second))
+        difference, error = outcome(first, repeats).paired_difference(outcome(second, repeats))
         assert (difference, error) == pytest.approx((row["difference"], row["standard_error"]))
 
 
@@ -74,8 +85,30 @@ def test_the_run_says_how_it_was_made(results, script):
     assert results["hyperparameters"] == script.HYPERPARAMETERS
     assert "never tuned on the held-out folds" in results["hyperparameters"]["chosen"]
     assert results["threads"] == 1 and results["max_tokens"] <= 64
-    assert set(results["minutes"]) == {*script.HEADS, "frozen features and probes"}
+    assert set(results["minutes"]) == {*script.HEADS, script.LONGER, "frozen features and probes"}
     assert results["_about"]["command"] == script.COMMAND and results["_about"]["torch"]
+
+
+def test_the_post_hoc_row_says_so_and_changes_only_the_epochs(results, script):
+    row = results["methods"][script.LONGER]
+    assert row["kind"] == "fine-tuned" and "post hoc" in script.LONGER
+    assert row["post_hoc"] == script.LONGER_WHY and "after the 3-epoch results" in row["post_hoc"]
+    assert row["hyperparameters"] == script.LONGER_HYPERPARAMETERS
+    changed = {
+        key
+        for key, value in script.LONGER_HYPERPARAMETERS.items()
+        if value != script.HYPERPARAMETERS[key]
+    }
+    assert changed == {"epochs", "chosen"}
+    assert (script.HYPERPARAMETERS["epochs"], script.LONGER_HYPERPARAMETERS["epochs"]) == (3, 10)
+    assert "post hoc" in row["hyperparameters"]["chosen"]
+
+
+def test_the_step_counts_in_the_post_hoc_note_are_right(script):
+    batches = math.ceil(180 / script.HYPERPARAMETERS["batch_size"])  # 180 training sentences
+    for epochs in (script.HYPERPARAMETERS["epochs"], script.LONGER_HYPERPARAMETERS["epochs"]):
+        assert f"{epochs} epochs" in script.LONGER_WHY
+        assert f"{epochs * batches} " in script.LONGER_WHY
 
 
 def test_the_report_says_what_the_json_says(results, script):
@@ -124,3 +157,16 @@ def test_fine_tuning_trains_every_weight_and_is_seeded(script, one_thread):
         # the model that was copied stays as it was
         for name, value in tiny.state_dict().items():
             assert torch.equal(value, before[name]), name
+    # the post-hoc row's hyperparameters reach the training: more epochs, other weights
+    three = script.fine_tune(script.mean_head, tiny, tokenizer, texts, labels, train, seed=3)
+    ten = script.fine_tune(
+        script.mean_head,
+        tiny,
+        tokenizer,
+        texts,
+        labels,
+        train,
+        seed=3,
+        hyperparameters=script.LONGER_HYPERPARAMETERS,
+    )
+    assert not torch.equal(three.classifier.weight, ten.classifier.weight)
