@@ -407,9 +407,9 @@ def draw_embedding_sum(
 ) -> Figure:
     """Why the three embeddings may be added: the concatenated one-hot vector
     ``[one-hot(token) | one-hot(position) | one-hot(segment)]`` (length ``vocab +
-    positions + segments``) times the stacked matrix ``[W_tok; W_pos; W_seg]`` (one row
+    positions + segments``) times the stacked matrix ``[E_tok; E_pos; E_seg]`` (one row
     per entry, ``hidden`` columns) picks one row of each block, so it equals
-    ``W_tok[token] + W_pos[position] + W_seg[segment]``. The matrix holds small integers
+    ``E_tok[token] + E_pos[position] + E_seg[segment]``. The matrix holds small integers
     drawn with ``seed``, so the reader can check the sum by hand.
 
     Used in: notebooks/05_bert.ipynb, section 3.
@@ -541,7 +541,7 @@ def draw_embedding_sum(
             ax.text(
                 matrix_x + hidden + 0.2,
                 middle,
-                f"$\\mathbf{{W}}_{{\\mathrm{{{symbol}}}}}$\n({letter} × H)",
+                f"$\\mathbf{{E}}_{{\\mathrm{{{symbol}}}}}$\n({letter} × H)",
                 ha="left",
                 va="center",
                 fontsize=9,
@@ -576,7 +576,7 @@ def draw_embedding_sum(
             ax.text(
                 result_x + hidden / 2,
                 y - 0.6,
-                f"$\\mathbf{{W}}_{{\\mathrm{{{symbol}}}}}[{index}]$",
+                f"$\\mathbf{{E}}_{{\\mathrm{{{symbol}}}}}[{index}]$",
                 ha="center",
                 va="top",
                 fontsize=8.5,
