@@ -33,12 +33,8 @@ MAX_SEQ_LENGTH = 256
 FLOAT32_TOL, FLOAT64_TOL = 1e-5, 1e-10
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+#: One torch thread for every test here (the shared fixture of conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
