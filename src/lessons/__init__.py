@@ -35,6 +35,7 @@ CHAPTER_MODULES = (
     "transformer",  # 4. The Transformer: layers, training recipe, decoding, the LM
     "wordpiece",  # 5. BERT: the WordPiece tokenizer
     "bert",  # 5. BERT: the model on chapter 4's encoder, real MiniLM weights
+    "reformer",  # 6. The Reformer: LSH attention, reversible layers, chunking
 )
 
 __all__ = ["CHAPTER_MODULES", "__version__", "check_environment", "show_source"]

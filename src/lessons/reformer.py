@@ -1,0 +1,767 @@
+"""The Reformer (Kitaev, Kaiser and Levskaya, 2020) on chapter 4's blocks.
+
+Used in: notebooks/06_reformer.ipynb. The module follows the chapter:
+
+1. LSH attention (section 2): angular locality-sensitive hashing with random rotations,
+   sorting by bucket and chunking, shared-QK attention over a chunk and the one before
+   it, several hash rounds combined by their log-sum-exp weights.
+2. Reversible residual layers (section 3), after Gomez et al. (2017): a block whose
+   inputs are recomputed from its outputs in the backward pass.
+3. Chunked feed-forward layers (section 4).
+
+Hugging Face's ``transformers`` is never imported here: it is the reference the tests
+compare with, not a dependency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lessons.attention import MultiHeadAttention
+from lessons.core import checks
+from lessons.transformer import FeedForward
+
+# --------------------------------------------------------------------------------------
+# 1. LSH attention
+# --------------------------------------------------------------------------------------
+
+#: The score a query gives its own key while any other key is allowed (Kitaev et al.,
+#: 2020): low enough to vanish beside a real score, yet above `MASKED`.
+SELF_MASKED = -1e5
+#: The score of a key a query may not see (padding, or the future under a causal mask).
+MASKED = -1e9
+
+
+def hash_rotations(
+    num_heads: int,
+    d_head: int,
+    num_hashes: int,
+    num_buckets: int,
+    *,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Random rotations for angular LSH: ``(num_heads, d_head, num_hashes, num_buckets // 2)``.
+
+    One Gaussian matrix per head and hash round. With ``seed`` they are drawn from a fresh
+    generator seeded with it (the same numbers as ``torch.manual_seed(seed); torch.randn``,
+    as Hugging Face draws them); without, from the global generator, so each call hashes
+    with new rotations. Used in: notebooks/06_reformer.ipynb, section 2.
+    """
+    num_heads = checks.positive_int("num_heads", num_heads)
+    d_head = checks.positive_int("d_head", d_head)
+    num_hashes = checks.positive_int("num_hashes", num_hashes)
+    num_buckets = _even_buckets(num_buckets)
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    shape = (num_heads, d_head, num_hashes, num_buckets // 2)
+    return torch.randn(shape, generator=generator, dtype=dtype)
+
+
+def hash_vectors(
+    vectors: torch.Tensor,
+    num_buckets: int,
+    num_hashes: int,
+    rotations: torch.Tensor | None = None,
+    *,
+    padding_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Bucket ids ``(batch, heads, num_hashes, seq)`` of ``vectors`` ``(batch, heads, seq, d)``.
+
+    Round ``r`` rotates each vector with its own matrix ``R`` and takes
+    ``h(x) = argmax([xR; -xR])``: nearby directions tend to land in the same bucket. Round
+    ``r``'s ids are then offset by ``r * num_buckets``, so that rounds never share a bucket.
+    ``rotations`` is ``(heads, d_head, num_hashes, num_buckets // 2)`` (`hash_rotations`
+    draws them when it is None). ``padding_mask`` ``(batch, seq)``, True at real tokens:
+    when it hides a token, padding gets a bucket of its own, ``num_buckets``, and the
+    offsets grow to ``num_buckets + 1``, as Hugging Face does.
+    Used in: notebooks/06_reformer.ipynb, section 2.
+    """
+    vectors = checks.tensor(
+        "vectors", vectors, dims=4, dtype="float", layout="(batch, heads, seq, d_head)"
+    )
+    num_buckets = _even_buckets(num_buckets)
+    num_hashes = checks.positive_int("num_hashes", num_hashes)
+    batch, heads, seq, d_head = vectors.shape
+    if rotations is None:
+        rotations = hash_rotations(heads, d_head, num_hashes, num_buckets, dtype=vectors.dtype)
+    expected = (heads, d_head, num_hashes, num_buckets // 2)
+    if tuple(rotations.shape) != expected:
+        raise ValueError(
+            f"rotations: expected shape {expected} (heads, d_head, num_hashes, "
+            f"num_buckets // 2), got {tuple(rotations.shape)}"
+        )
+    rotated = torch.einsum("bhsd,hdrk->bhrsk", vectors.detach(), rotations.to(vectors))
+    buckets = torch.cat([rotated, -rotated], dim=-1).argmax(dim=-1)  # (batch, heads, rounds, seq)
+    if padding_mask is not None:
+        padding_mask = _check_padding_mask(padding_mask, batch, seq)
+        if not padding_mask.all():
+            buckets = buckets.masked_fill(~padding_mask[:, None, None, :], num_buckets)
+            num_buckets += 1
+    offsets = torch.arange(num_hashes, device=vectors.device) * num_buckets
+    return buckets + offsets.view(1, 1, num_hashes, 1)
+
+
+def sort_by_bucket(buckets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The order that sorts ``buckets`` ``(batch, heads, num_hashes * seq)``, and its inverse.
+
+    Slot ``i`` of round ``r`` sits at index ``r * seq + i``; a stable sort orders by bucket,
+    then by that index, so within a bucket tokens keep their order and the rounds follow
+    one another (their buckets are offset). ``order[..., j]`` is the index that goes to
+    place ``j``; ``undo[..., i]`` is where index ``i`` went, so ``sorted.gather(undo)``
+    restores the original order. Used in: notebooks/06_reformer.ipynb, section 2.
+    """
+    buckets = checks.tensor(
+        "buckets", buckets, dims=3, dtype="int", layout="(batch, heads, num_hashes * seq)"
+    )
+    order = torch.sort(buckets, dim=-1, stable=True).indices
+    undo = torch.argsort(order, dim=-1)
+    return order, undo
+
+
+def look_adjacent(chunks: torch.Tensor, before: int = 1, after: int = 0) -> torch.Tensor:
+    """Chunks with their neighbours: ``(b, h, n, c, ...)`` -> ``(b, h, n, (1+before+after)c, ...)``.
+
+    Chunk ``j`` is joined, in order, by chunks ``j - before`` to ``j + after``; indices wrap
+    around, so the first chunk of a round looks back at the last chunk of the round before
+    (and the very first chunk at the very last one), as Hugging Face does.
+    Used in: notebooks/06_reformer.ipynb, section 2.
+    """
+    before = checks.positive_int("before", before, minimum=0)
+    after = checks.positive_int("after", after, minimum=0)
+    shifted = [torch.roll(chunks, shifts=-offset, dims=2) for offset in range(-before, after + 1)]
+    return torch.cat(shifted, dim=3)
+
+
+def normalise_keys(keys: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Shared-QK keys ``(..., d_head)`` scaled to unit length, as Hugging Face computes it.
+
+    ``k = x / rms(x) / sqrt(d_head) = x / ||x||`` (up to ``eps``): the usual
+    ``1/sqrt(d_head)`` times a key of length ``sqrt(d_head)``. A score ``q . k`` is then
+    ``q . x / ||x||``. Used in: notebooks/06_reformer.ipynb, section 2.
+    """
+    rms = torch.rsqrt(keys.pow(2).mean(dim=-1, keepdim=True) + eps)
+    return keys * rms / math.sqrt(keys.shape[-1])
+
+
+def combine_rounds(outputs: torch.Tensor, logsumexps: torch.Tensor) -> torch.Tensor:
+    """Hash rounds ``(b, h, rounds, seq, d_head)`` summed with weights from their normalisers.
+
+    ``logsumexps`` ``(b, h, rounds, seq)`` is each round's log of the softmax denominator,
+    ``log Z_r``. Round ``r`` gets weight ``Z_r / sum_s Z_s``: the result is the softmax over
+    all the rounds' scores together, as one softmax over every key any round saw (a key
+    that several rounds saw counts once per round).
+    Used in: notebooks/06_reformer.ipynb, section 2.
+    """
+    weights = torch.exp(logsumexps - torch.logsumexp(logsumexps, dim=2, keepdim=True))
+    return (outputs * weights.unsqueeze(-1)).sum(dim=2)
+
+
+def allowed_keys(
+    query_positions: torch.Tensor,
+    key_positions: torch.Tensor,
+    padding_mask: torch.Tensor | None,
+    causal: bool,
+) -> torch.Tensor:
+    """Which key each query may see, from the tokens they hold: bool ``(b, h, ..., q, k)``.
+
+    ``query_positions`` ``(b, h, ..., q)`` and ``key_positions`` ``(b, h, ..., k)`` are token
+    positions (after sorting and chunking, any order); ``padding_mask`` ``(b, seq)`` is
+    True at real tokens. A key is hidden when it is padding, or, if ``causal``, when it
+    comes after the query. Used in: notebooks/06_reformer.ipynb, section 2.
+    """
+    shape = (*query_positions.shape, key_positions.shape[-1])
+    allowed = torch.ones(shape, dtype=torch.bool, device=query_positions.device)
+    if padding_mask is not None:
+        flat = key_positions.reshape(padding_mask.shape[0], -1)
+        real_keys = padding_mask.gather(1, flat).view_as(key_positions)
+        allowed = allowed & real_keys.unsqueeze(-2)
+    if causal:
+        allowed = allowed & (query_positions.unsqueeze(-1) >= key_positions.unsqueeze(-2))
+    return allowed
+
+
+def _even_buckets(num_buckets: object) -> int:
+    num_buckets = checks.positive_int("num_buckets", num_buckets, minimum=2)
+    if num_buckets % 2:
+        raise ValueError(f"num_buckets: expected an even int >= 2, got {num_buckets}")
+    return num_buckets
+
+
+def _check_padding_mask(padding_mask: object, batch: int, seq: int) -> torch.Tensor:
+    padding_mask = checks.tensor(
+        "padding_mask", padding_mask, dims=2, dtype=torch.bool, layout="(batch, seq)"
+    )
+    if tuple(padding_mask.shape) != (batch, seq):
+        raise ValueError(
+            f"padding_mask: expected shape {(batch, seq)} (batch, seq), "
+            f"got {tuple(padding_mask.shape)}"
+        )
+    return padding_mask
+
+
+class LSHSelfAttention(nn.Module):
+    """Shared-QK attention over LSH buckets (Kitaev et al., 2020): ``(b, seq, d_model)`` in,
+    ``(b, seq, heads * d_head)`` out (the output projection comes after, as in
+    Hugging Face's ``ReformerAttention``).
+
+    One projection gives queries and keys; keys are normalised (`normalise_keys`). Each
+    round hashes them (`hash_vectors`), sorts by bucket (`sort_by_bucket`), cuts the sorted
+    sequence into chunks of ``chunk_length`` and lets each chunk attend to itself and to
+    ``num_chunks_before``/``num_chunks_after`` neighbours (`look_adjacent`). Padding and
+    the causal mask score ``MASKED``; a token's own key scores ``SELF_MASKED``, applied
+    last, so that a token attends to itself only when nothing else is allowed. Rounds are
+    combined by `combine_rounds`. When the sequence fits in one chunk, hashing would gain
+    nothing: the layer attends over the whole sequence, with the same masks, as Hugging
+    Face does. ``hash_seed`` fixes the rotations (the same every call); without it each
+    call draws new ones. Used in: notebooks/06_reformer.ipynb, section 2.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_head: int,
+        *,
+        num_buckets: int,
+        num_hashes: int = 1,
+        chunk_length: int = 64,
+        num_chunks_before: int = 1,
+        num_chunks_after: int = 0,
+        causal: bool = False,
+        hash_seed: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.d_model = checks.positive_int("d_model", d_model)
+        self.num_heads = checks.positive_int("num_heads", num_heads)
+        self.d_head = checks.positive_int("d_head", d_head)
+        self.num_buckets = _even_buckets(num_buckets)
+        self.num_hashes = checks.positive_int("num_hashes", num_hashes)
+        self.chunk_length = checks.positive_int("chunk_length", chunk_length)
+        self.num_chunks_before = checks.positive_int("num_chunks_before", num_chunks_before, 0)
+        self.num_chunks_after = checks.positive_int("num_chunks_after", num_chunks_after, 0)
+        self.causal = bool(checks.one_of("causal", causal, (False, True)))
+        self.hash_seed = (
+            None if hash_seed is None else checks.positive_int("hash_seed", hash_seed, 0)
+        )
+        self.dropout = checks.probability("dropout", dropout)
+        self.query_key = nn.Linear(d_model, num_heads * d_head, bias=False)
+        self.value = nn.Linear(d_model, num_heads * d_head, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        num_hashes: int | None = None,
+    ) -> torch.Tensor:
+        """``x`` ``(batch, seq, d_model)`` -> ``(batch, seq, heads * d_head)``.
+
+        ``padding_mask`` ``(batch, seq)``: True at real tokens. ``num_hashes`` overrides the
+        number of rounds for this call. ``seq`` must be a multiple of ``chunk_length``
+        when it is longer than one chunk.
+        """
+        x = checks.tensor("x", x, dims=3, dtype="float", layout="(batch, seq, d_model)")
+        batch, seq, _ = x.shape
+        if padding_mask is not None:
+            padding_mask = _check_padding_mask(padding_mask, batch, seq)
+        rounds = self.num_hashes if num_hashes is None else num_hashes
+        rounds = checks.positive_int("num_hashes", rounds)
+        qk = self._split_heads(self.query_key(x))  # (batch, heads, seq, d_head)
+        values = self._split_heads(self.value(x))
+        if seq <= self.chunk_length:
+            positions = torch.arange(seq, device=x.device).expand(batch, self.num_heads, seq)
+            out, _ = self._attend(
+                qk, normalise_keys(qk), values, positions, positions, padding_mask
+            )
+            return self._merge_heads(out)
+        if seq % self.chunk_length:
+            raise ValueError(
+                f"x: expected a sequence length that is a multiple of chunk_length "
+                f"({self.chunk_length}) or at most it, got {seq}"
+            )
+        buckets = self.buckets(x, padding_mask, rounds, qk=qk).flatten(2)
+        order, undo = sort_by_bucket(buckets)  # (batch, heads, rounds * seq)
+        positions = order % seq  # the token each sorted slot holds
+
+        def chunked(t: torch.Tensor) -> torch.Tensor:  # (b, h, rounds * seq, ...) in chunks
+            return t.unflatten(2, (-1, self.chunk_length))
+
+        index = positions.unsqueeze(-1).expand(-1, -1, -1, self.d_head)
+        queries = chunked(qk.gather(2, index))
+        keys = look_adjacent(normalise_keys(queries), self.num_chunks_before, self.num_chunks_after)
+        values = look_adjacent(
+            chunked(values.gather(2, index)), self.num_chunks_before, self.num_chunks_after
+        )
+        query_positions = chunked(positions)
+        key_positions = look_adjacent(
+            query_positions, self.num_chunks_before, self.num_chunks_after
+        )
+        out, logsumexp = self._attend(
+            queries, keys, values, query_positions, key_positions, padding_mask
+        )
+        out = out.flatten(2, 3).gather(2, undo.unsqueeze(-1).expand(-1, -1, -1, self.d_head))
+        logsumexp = logsumexp.flatten(2, 3).gather(2, undo)
+        out = combine_rounds(out.unflatten(2, (rounds, seq)), logsumexp.unflatten(2, (rounds, seq)))
+        return self._merge_heads(out)
+
+    def rotations(
+        self, num_hashes: int | None = None, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        """The rotations a call hashes with: ``(heads, d_head, num_hashes, num_buckets // 2)``."""
+        rounds = self.num_hashes if num_hashes is None else num_hashes
+        return hash_rotations(
+            self.num_heads, self.d_head, rounds, self.num_buckets, seed=self.hash_seed, dtype=dtype
+        )
+
+    def buckets(
+        self,
+        x: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        num_hashes: int | None = None,
+        *,
+        qk: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Bucket ids ``(batch, heads, num_hashes, seq)`` of the shared query-keys of ``x``."""
+        if qk is None:
+            qk = self._split_heads(self.query_key(x))
+        rounds = self.num_hashes if num_hashes is None else num_hashes
+        rotations = self.rotations(rounds, dtype=qk.dtype).to(qk.device)
+        return hash_vectors(qk, self.num_buckets, rounds, rotations, padding_mask=padding_mask)
+
+    def _attend(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        query_positions: torch.Tensor,
+        key_positions: torch.Tensor,
+        padding_mask: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked attention in blocks: queries ``(..., q, d_head)``, keys and values
+        ``(..., k, d_head)``, positions ``(..., q)`` and ``(..., k)`` (the tokens they hold);
+        leading dims ``(batch, heads, ...)``. Returns the outputs ``(..., q, d_head)`` and
+        each query's log-sum-exp of scores ``(..., q)``."""
+        scores = queries @ keys.transpose(-1, -2)
+        allowed = allowed_keys(query_positions, key_positions, padding_mask, self.causal)
+        scores = scores.masked_fill(~allowed, MASKED)
+        is_self = query_positions.unsqueeze(-1) == key_positions.unsqueeze(-2)
+        scores = scores.masked_fill(is_self, SELF_MASKED)  # last: only when nothing else
+        logsumexp = torch.logsumexp(scores, dim=-1, keepdim=True)
+        weights = F.dropout(torch.exp(scores - logsumexp), self.dropout, self.training)
+        return weights @ values, logsumexp.squeeze(-1)
+
+    def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
+        return t.unflatten(-1, (self.num_heads, self.d_head)).transpose(1, 2)
+
+    def _merge_heads(self, t: torch.Tensor) -> torch.Tensor:
+        return t.transpose(1, 2).flatten(2)
+
+    @classmethod
+    def from_hf(cls, module: nn.Module) -> LSHSelfAttention:
+        """Ours, with the weights and settings of a ``transformers`` ``LSHSelfAttention``.
+
+        Its ``config`` must give an int ``num_buckets`` (not a factorised list, nor None).
+        """
+        config = module.config
+        if not isinstance(config.num_buckets, int):
+            raise ValueError(
+                f"module: expected a config with an int num_buckets, got {config.num_buckets!r}"
+            )
+        ours = cls(
+            config.hidden_size,
+            config.num_attention_heads,
+            config.attention_head_size,
+            num_buckets=config.num_buckets,
+            num_hashes=config.num_hashes,
+            chunk_length=config.lsh_attn_chunk_length,
+            num_chunks_before=config.lsh_num_chunks_before,
+            num_chunks_after=config.lsh_num_chunks_after,
+            causal=bool(config.is_decoder),
+            hash_seed=config.hash_seed,
+            dropout=config.lsh_attention_probs_dropout_prob,
+        )
+        ours.load_state_dict(
+            {"query_key.weight": module.query_key.weight, "value.weight": module.value.weight}
+        )
+        return ours.to(module.query_key.weight)
+
+
+class LocalSelfAttention(nn.Module):
+    """Attention within fixed chunks of the sequence: ``(b, seq, d_model)`` in,
+    ``(b, seq, heads * d_head)`` out, the Reformer's cheaper companion to LSH attention.
+
+    Separate query, key and value projections; the sequence, in its own order, is cut into
+    chunks of ``chunk_length``, and each chunk attends to itself and to
+    ``num_chunks_before``/``num_chunks_after`` neighbours (`look_adjacent`, which wraps
+    around: without a causal mask the first chunk also sees the last one, as in Hugging
+    Face). Scores are scaled by ``1/sqrt(d_head)``; padding and the causal mask score
+    ``MASKED``; there is no self mask. A sequence that fits in one chunk gets full
+    attention. Used in: notebooks/06_reformer.ipynb, section 2.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_head: int,
+        *,
+        chunk_length: int = 64,
+        num_chunks_before: int = 1,
+        num_chunks_after: int = 0,
+        causal: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.d_model = checks.positive_int("d_model", d_model)
+        self.num_heads = checks.positive_int("num_heads", num_heads)
+        self.d_head = checks.positive_int("d_head", d_head)
+        self.chunk_length = checks.positive_int("chunk_length", chunk_length)
+        self.num_chunks_before = checks.positive_int("num_chunks_before", num_chunks_before, 0)
+        self.num_chunks_after = checks.positive_int("num_chunks_after", num_chunks_after, 0)
+        self.causal = bool(checks.one_of("causal", causal, (False, True)))
+        self.dropout = checks.probability("dropout", dropout)
+        self.query = nn.Linear(d_model, num_heads * d_head, bias=False)
+        self.key = nn.Linear(d_model, num_heads * d_head, bias=False)
+        self.value = nn.Linear(d_model, num_heads * d_head, bias=False)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``(batch, seq, d_model)`` -> ``(batch, seq, heads * d_head)``.
+
+        ``padding_mask`` ``(batch, seq)``: True at real tokens. ``seq`` must be a multiple
+        of ``chunk_length`` when it is longer than one chunk.
+        """
+        x = checks.tensor("x", x, dims=3, dtype="float", layout="(batch, seq, d_model)")
+        batch, seq, _ = x.shape
+        if padding_mask is not None:
+            padding_mask = _check_padding_mask(padding_mask, batch, seq)
+        queries = self._split_heads(self.query(x))  # (batch, heads, seq, d_head)
+        keys = self._split_heads(self.key(x)) / math.sqrt(self.d_head)
+        values = self._split_heads(self.value(x))
+        positions = torch.arange(seq, device=x.device).expand(batch, self.num_heads, seq)
+        query_positions = key_positions = positions
+        if seq > self.chunk_length:
+            if seq % self.chunk_length:
+                raise ValueError(
+                    f"x: expected a sequence length that is a multiple of chunk_length "
+                    f"({self.chunk_length}) or at most it, got {seq}"
+                )
+            before, after = self.num_chunks_before, self.num_chunks_after
+            queries, keys, values, query_positions = (
+                t.unflatten(2, (-1, self.chunk_length)) for t in (queries, keys, values, positions)
+            )
+            keys = look_adjacent(keys, before, after)
+            values = look_adjacent(values, before, after)
+            key_positions = look_adjacent(query_positions, before, after)
+        scores = queries @ keys.transpose(-1, -2)
+        allowed = allowed_keys(query_positions, key_positions, padding_mask, self.causal)
+        scores = scores.masked_fill(~allowed, MASKED)
+        weights = F.dropout(torch.softmax(scores, dim=-1), self.dropout, self.training)
+        out = (weights @ values).reshape(batch, self.num_heads, seq, self.d_head)
+        return out.transpose(1, 2).flatten(2)
+
+    def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
+        return t.unflatten(-1, (self.num_heads, self.d_head)).transpose(1, 2)
+
+    @classmethod
+    def from_hf(cls, module: nn.Module) -> LocalSelfAttention:
+        """Ours, with the weights and settings of a ``transformers`` ``LocalSelfAttention``."""
+        ours = cls(
+            module.hidden_size,
+            module.num_attention_heads,
+            module.attention_head_size,
+            chunk_length=module.chunk_length,
+            num_chunks_before=module.num_chunks_before,
+            num_chunks_after=module.num_chunks_after,
+            causal=bool(module.is_decoder),
+            dropout=module.dropout,
+        )
+        weights = {name: getattr(module, name).weight for name in ("query", "key", "value")}
+        ours.load_state_dict({f"{name}.weight": w for name, w in weights.items()})
+        return ours.to(module.query.weight)
+
+
+# --------------------------------------------------------------------------------------
+# 2. Reversible residual layers
+# --------------------------------------------------------------------------------------
+
+
+class SelfAttentionSublayer(nn.Module):
+    """F of a Reformer layer: a layer norm, then self-attention.
+
+    ``(batch, seq, d_model) -> (batch, seq, d_model)``: ``attention(norm(x))`` with
+    chapter 3's `MultiHeadAttention` attending from every position to every position.
+    The residual connection is not here: the reversible block adds it.
+
+    Used in: notebooks/06_reformer.ipynb, section 3.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.attention = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normed = self.norm(x)
+        return self.attention(normed, normed, normed, need_weights=False)[0]
+
+
+class FeedForwardSublayer(nn.Module):
+    """G of a Reformer layer: a layer norm, then chapter 4's position-wise `FeedForward`.
+
+    ``(batch, seq, d_model) -> (batch, seq, d_model)``. ``dropout`` acts after the
+    activation and again on the output, as in the Reformer's feed-forward sublayer.
+
+    Used in: notebooks/06_reformer.ipynb, section 3.
+    """
+
+    def __init__(self, d_model: int, dim_feedforward: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.feed_forward = FeedForward(d_model, dim_feedforward, dropout=dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.feed_forward(self.norm(x)))
+
+
+class RngState:
+    """The state of torch's random number generators on one device, to replay a draw.
+
+    Captured before a sublayer runs and restored before it runs again in the backward
+    pass, so that the recomputation draws the same dropout masks (and the same random
+    rotations of LSH attention, which draws from the same generator) as the forward
+    pass. The CPU generator is always kept; on a GPU, that device's generator too.
+
+    Used in: notebooks/06_reformer.ipynb, section 3.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+    def restore(self) -> None:
+        """Set the generators back to the captured state."""
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(self.cuda, self.device)
+
+
+class ReversibleBlock(nn.Module):
+    """A reversible residual block (Gomez et al., 2017): two streams, two sublayers.
+
+    On ``x1, x2`` of shape ``(batch, seq, d_model)`` each::
+
+        y1 = x1 + F(x2)        # F: attention in the Reformer
+        y2 = x2 + G(y1)        # G: the feed-forward layer
+
+    and the inputs come back from the outputs, exactly up to rounding::
+
+        x2 = y2 - G(y1)
+        x1 = y1 - F(x2)
+
+    ``f`` and ``g`` are any modules mapping ``(batch, seq, d_model)`` to the same shape.
+
+    Used in: notebooks/06_reformer.ipynb, section 3.
+    """
+
+    def __init__(self, f: nn.Module, g: nn.Module):
+        super().__init__()
+        for name, module in (("f", f), ("g", g)):
+            if not isinstance(module, nn.Module):
+                raise TypeError(
+                    f"{name}: expected a torch.nn.Module, got {checks.describe(module)}"
+                )
+        self.f = f
+        self.g = g
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(y1, y2)`` from ``(x1, x2)``, each ``(batch, seq, d_model)``."""
+        y1 = x1 + self.f(x2)
+        y2 = x2 + self.g(y1)
+        return y1, y2
+
+    def inverse(self, y1: torch.Tensor, y2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x1, x2)`` from ``(y1, y2)``: the inputs `forward` was given.
+
+        With dropout on, F and G must draw the masks of the forward pass again; in the
+        backward pass of `ReversibleStack` the captured `RngState` sees to that.
+        """
+        x2 = y2 - self.g(y1)
+        x1 = y1 - self.f(x2)
+        return x1, x2
+
+
+def _grads(
+    output: torch.Tensor,
+    inputs: tuple[torch.Tensor, ...],
+    grad_output: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """The gradients of ``(output * grad_output).sum()`` w.r.t. ``inputs``; zeros if unused."""
+    grads = torch.autograd.grad(output, inputs, grad_output, allow_unused=True)
+    return tuple(
+        torch.zeros_like(tensor) if grad is None else grad
+        for tensor, grad in zip(inputs, grads, strict=True)
+    )
+
+
+class _ReversibleFunction(torch.autograd.Function):
+    """The backward pass of a `ReversibleStack` that recomputes instead of remembering.
+
+    ``forward`` runs the blocks without building a graph, captures the generators' state
+    before each sublayer and saves only the last outputs ``(y1, y2)``. ``backward`` walks
+    the blocks from the last to the first: it restores the state, recomputes ``G(y1)``
+    with a graph, backpropagates through it, recovers ``x2 = y2 - G(y1)``, then the same
+    for ``F(x2)`` and ``x1``. The parameters are inputs of the function so that their
+    gradients come back through autograd (``loss.backward()`` and ``torch.autograd.grad``
+    both work). Double backward is not supported. Besides ``(y1, y2)`` it keeps two
+    generator states per block (5,056 bytes each for the CPU's), whatever the batch and
+    the sequence length.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        stack: ReversibleStack,
+        *parameters: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        states = []
+        with torch.no_grad():
+            for block in stack.blocks:
+                f_state = RngState(x2.device)
+                y1 = x1 + block.f(x2)
+                g_state = RngState(x2.device)
+                y2 = x2 + block.g(y1)
+                states.append((f_state, g_state))
+                x1, x2 = y1, y2
+        ctx.stack = stack
+        ctx.states = states
+        ctx.save_for_backward(x1, x2)
+        return x1, x2
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_y1: torch.Tensor, grad_y2: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        stack: ReversibleStack = ctx.stack
+        y1, y2 = ctx.saved_tensors
+        parameters = list(stack.parameters())
+        index = {id(p): i for i, p in enumerate(parameters)}
+        grad_parameters = [torch.zeros_like(p) for p in parameters]
+        devices = [y1.device] if y1.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # leave the generators as they were
+            for block, (f_state, g_state) in zip(
+                reversed(stack.blocks), reversed(ctx.states), strict=True
+            ):
+                g_parameters = tuple(block.g.parameters())
+                f_parameters = tuple(block.f.parameters())
+                with torch.enable_grad():
+                    y1 = y1.detach().requires_grad_()
+                    if stack.replay_rng:
+                        g_state.restore()
+                    g_y1 = block.g(y1)
+                    grad_through_g, *g_grads = _grads(g_y1, (y1, *g_parameters), grad_y2)
+                with torch.no_grad():
+                    x2 = y2 - g_y1
+                    grad_x1 = grad_y1 + grad_through_g  # y1 feeds y2 through G as well
+                with torch.enable_grad():
+                    x2 = x2.detach().requires_grad_()
+                    if stack.replay_rng:
+                        f_state.restore()
+                    f_x2 = block.f(x2)
+                    grad_through_f, *f_grads = _grads(f_x2, (x2, *f_parameters), grad_x1)
+                with torch.no_grad():
+                    x1 = y1 - f_x2
+                    grad_x2 = grad_y2 + grad_through_f
+                for parameter, grad in zip(
+                    (*g_parameters, *f_parameters), (*g_grads, *f_grads), strict=True
+                ):
+                    grad_parameters[index[id(parameter)]] += grad
+                y1, y2, grad_y1, grad_y2 = x1.detach(), x2.detach(), grad_x1, grad_x2
+        return (grad_y1, grad_y2, None, *grad_parameters)
+
+
+class ReversibleStack(nn.Module):
+    """Reversible blocks in a row, which keep no activations for the backward pass.
+
+    ``forward`` maps ``x`` ``(batch, seq, d_model)`` to ``(batch, seq, 2 d_model)``: the
+    input feeds both streams (``x1 = x2 = x``), the blocks run in turn and the two final
+    streams are concatenated, ``[y1, y2]``, as in Hugging Face's ``ReformerModel`` (whose
+    final layer norm then acts on the ``2 d_model`` features).
+
+    With ``reversible=True`` (the default) the backward pass recomputes each block's
+    inputs from its outputs (`_ReversibleFunction`), so the memory autograd keeps does
+    not grow with the number of blocks; with ``reversible=False`` the same blocks run as
+    an ordinary residual stack that autograd remembers layer by layer. ``replay_rng=False``
+    skips restoring the random generators before a recomputation: with dropout on, the
+    gradients are then wrong, which is the pitfall the default avoids.
+
+    Used in: notebooks/06_reformer.ipynb, section 3.
+    """
+
+    def __init__(
+        self, blocks: Sequence[ReversibleBlock], reversible: bool = True, replay_rng: bool = True
+    ):
+        super().__init__()
+        if not isinstance(blocks, (list, tuple, nn.ModuleList)) or len(blocks) == 0:
+            got = checks.describe(blocks)
+            raise TypeError(f"blocks: expected a non-empty list of ReversibleBlock, got {got}")
+        for i, block in enumerate(blocks):
+            if not isinstance(block, ReversibleBlock):
+                raise TypeError(
+                    f"blocks[{i}]: expected a ReversibleBlock, got {type(block).__name__}"
+                )
+        self.blocks = nn.ModuleList(blocks)
+        self.reversible = bool(reversible)
+        self.replay_rng = bool(replay_rng)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, seq, d_model) -> (batch, seq, 2 d_model)``: ``[y1, y2]``."""
+        checks.tensor("x", x, dims=3, dtype="float", layout="(batch, seq, d_model)")
+        if self.reversible and torch.is_grad_enabled():
+            y1, y2 = _ReversibleFunction.apply(x, x, self, *self.parameters())
+        else:
+            y1, y2 = x, x
+            for block in self.blocks:
+                y1, y2 = block(y1, y2)
+        return torch.cat([y1, y2], dim=-1)
+
+
+# --------------------------------------------------------------------------------------
+# 3. Chunked feed-forward layers
+# --------------------------------------------------------------------------------------
+
+
+class ChunkedFeedForward(nn.Module):
+    """A position-wise module applied to ``chunk_size`` positions at a time.
+
+    ``(batch, seq, d_model) -> (batch, seq, d_model)``: ``module`` runs on
+    ``x[:, i : i + chunk_size]`` for each chunk in turn and the pieces are concatenated
+    (the last chunk may be shorter). A position-wise module gives the same output and
+    the same gradients as on the whole sequence; only the intermediate
+    ``(batch, chunk_size, dim_feedforward)`` activation is smaller. The saving is real
+    where that intermediate is not kept for the backward pass: without a graph (the
+    forward pass of `ReversibleStack`, or inference). With dropout, each chunk draws its
+    own mask, so the masks differ from the unchunked ones (their distribution does not).
+
+    Used in: notebooks/06_reformer.ipynb, section 4.
+    """
+
+    def __init__(self, module: nn.Module, chunk_size: int):
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"module: expected a torch.nn.Module, got {checks.describe(module)}")
+        self.module = module
+        self.chunk_size = checks.positive_int("chunk_size", chunk_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        checks.tensor("x", x, dims=3, dtype="float", layout="(batch, seq, d_model)")
+        return torch.cat([self.module(chunk) for chunk in x.split(self.chunk_size, dim=1)], dim=1)
