@@ -8,6 +8,8 @@ Used in: notebooks/06_reformer.ipynb. The module follows the chapter:
 2. Reversible residual layers (section 3), after Gomez et al. (2017): a block whose
    inputs are recomputed from its outputs in the backward pass.
 3. Chunked feed-forward layers (section 4).
+4. Axial positional embeddings (section 5): a position's embedding built from a row
+   table and a column table, far smaller than one full table.
 
 Hugging Face's ``transformers`` is never imported here: it is the reference the tests
 compare with, not a dependency.
@@ -765,3 +767,103 @@ class ChunkedFeedForward(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         checks.tensor("x", x, dims=3, dtype="float", layout="(batch, seq, d_model)")
         return torch.cat([self.module(chunk) for chunk in x.split(self.chunk_size, dim=1)], dim=1)
+
+
+# --------------------------------------------------------------------------------------
+# 4. Axial positional embeddings
+# --------------------------------------------------------------------------------------
+
+
+class AxialPositionEmbeddings(nn.Module):
+    """Learned position embeddings factored over two axes, as Hugging Face's Reformer has them.
+
+    ``axial_shape`` ``(n1, n2)`` lays the ``n1 * n2`` positions out as a grid of ``n1``
+    rows and ``n2`` columns; ``axial_dims`` ``(d1, d2)`` splits ``d_model = d1 + d2``.
+    Position ``p`` sits in row ``p // n2`` and column ``p % n2``, and its embedding is the
+    concatenation ``[E1[p // n2], E2[p % n2]]`` of a row table ``E1`` ``(n1, d1)`` and a
+    column table ``E2`` ``(n2, d2)``: Hugging Face's ``AxialPositionEmbeddings`` with
+    ``axial_pos_shape=(n1, n2)`` and ``axial_pos_embds_dim=(d1, d2)``, in the same layout.
+    The two tables hold ``n1 * d1 + n2 * d2`` numbers, where a full table would hold
+    ``n1 * n2 * d_model`` (`full_table_size`). With Hugging Face's default configuration,
+    ``(n1, n2) = (64, 64)`` and ``(d1, d2) = (64, 192)``, that is 16,384 numbers instead of
+    1,048,576 for 4,096 positions.
+
+    The weights are stored as Hugging Face stores them, ``weights[0]`` ``(n1, 1, d1)`` and
+    ``weights[1]`` ``(1, n2, d2)``, and drawn from a standard normal (its default
+    ``axial_norm_std=1``). There is no dropout. The output equals Hugging Face's in eval
+    mode for any positions below ``n1 * n2``, a sequence shorter than the grid included,
+    and in training mode without dropout, where Hugging Face asks for exactly ``n1 * n2``
+    positions. Used in: notebooks/06_reformer.ipynb, section 5.
+    """
+
+    def __init__(self, axial_shape: Sequence[int], axial_dims: Sequence[int]) -> None:
+        super().__init__()
+        self.axial_shape = _int_pair("axial_shape", axial_shape)
+        self.axial_dims = _int_pair("axial_dims", axial_dims)
+        (n1, n2), (d1, d2) = self.axial_shape, self.axial_dims
+        self.weights = nn.ParameterList(
+            [nn.Parameter(torch.randn(n1, 1, d1)), nn.Parameter(torch.randn(1, n2, d2))]
+        )
+
+    @property
+    def num_positions(self) -> int:
+        """``n1 * n2``: the positions the grid holds."""
+        return self.axial_shape[0] * self.axial_shape[1]
+
+    @property
+    def d_model(self) -> int:
+        """``d1 + d2``: the size of one position's embedding."""
+        return sum(self.axial_dims)
+
+    @property
+    def full_table_size(self) -> int:
+        """``n1 * n2 * d_model``: the parameters of a full table for as many positions."""
+        return self.num_positions * self.d_model
+
+    def forward(self, positions: torch.Tensor | int) -> torch.Tensor:
+        """Embeddings of ``positions`` ``(batch, seq)`` -> ``(batch, seq, d_model)``.
+
+        An int ``seq`` stands for positions ``0 .. seq - 1`` and gives ``(1, seq, d_model)``.
+        Every position must lie in ``[0, n1 * n2)``.
+        """
+        if isinstance(positions, torch.Tensor):
+            positions = checks.tensor(
+                "positions", positions, dims=2, dtype="int", layout="(batch, seq)"
+            )
+            if positions.dtype == torch.bool:
+                raise TypeError("positions: expected an integer tensor (batch, seq), got bool")
+        else:
+            seq = checks.positive_int("positions", positions)
+            positions = torch.arange(seq, device=self.weights[0].device).unsqueeze(0)
+        if positions.numel() and (positions.min() < 0 or positions.max() >= self.num_positions):
+            raise ValueError(
+                f"positions: expected positions in [0, {self.num_positions}) (axial_shape "
+                f"{self.axial_shape}), got values from {int(positions.min())} to "
+                f"{int(positions.max())}"
+            )
+        n2 = self.axial_shape[1]
+        rows = self.weights[0][:, 0][positions // n2]  # (batch, seq, d1)
+        columns = self.weights[1][0][positions % n2]  # (batch, seq, d2)
+        return torch.cat([rows, columns], dim=-1)
+
+    @classmethod
+    def from_hf(cls, module: nn.Module) -> AxialPositionEmbeddings:
+        """A copy of Hugging Face's ``AxialPositionEmbeddings`` ``module`` (two axes)."""
+        needed = ("weights", "axial_pos_shape", "axial_pos_embds_dim")
+        if not all(hasattr(module, attribute) for attribute in needed):
+            raise TypeError(
+                "module: expected a Hugging Face AxialPositionEmbeddings, "
+                f"got {type(module).__name__}"
+            )
+        embeddings = cls(module.axial_pos_shape, module.axial_pos_embds_dim)
+        with torch.no_grad():
+            for ours, theirs in zip(embeddings.weights, module.weights, strict=True):
+                ours.copy_(theirs)
+        return embeddings
+
+
+def _int_pair(name: str, value: object) -> tuple[int, int]:
+    if not isinstance(value, Sequence) or len(value) != 2:
+        raise ValueError(f"{name}: expected a pair of positive ints, got {checks.describe(value)}")
+    first = checks.positive_int(f"{name}[0]", value[0])
+    return first, checks.positive_int(f"{name}[1]", value[1])
