@@ -10,6 +10,8 @@ Used in: notebooks/06_reformer.ipynb. The module follows the chapter:
 3. Chunked feed-forward layers (section 4).
 4. Axial positional embeddings (section 5): a position's embedding built from a row
    table and a column table, far smaller than one full table.
+5. A Reformer language model (section 6): the pieces stacked, loadable from Hugging
+   Face's ``ReformerModel``.
 
 Hugging Face's ``transformers`` is never imported here: it is the reference the tests
 compare with, not a dependency.
@@ -18,7 +20,9 @@ compare with, not a dependency.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,6 +31,7 @@ from torch import nn
 
 from lessons.attention import MultiHeadAttention
 from lessons.core import checks
+from lessons.core.checkpoint import Checkpointed
 from lessons.transformer import FeedForward
 
 # --------------------------------------------------------------------------------------
@@ -107,6 +112,44 @@ def hash_vectors(
             num_buckets += 1
     offsets = torch.arange(num_hashes, device=vectors.device) * num_buckets
     return buckets + offsets.view(1, 1, num_hashes, 1)
+
+
+def same_bucket_rate(
+    angles: Sequence[float] | torch.Tensor,
+    d_head: int = 64,
+    num_buckets: int = 8,
+    trials: int = 2000,
+    seed: int = 0,
+) -> torch.Tensor:
+    """How often two vectors at a given angle share a bucket: ``(len(angles),)`` rates.
+
+    For each angle (radians) and each of ``trials`` draws: a random unit vector ``x`` in
+    ``d_head`` dimensions, a vector ``y`` at that angle from it, a fresh random rotation,
+    and one round of `hash_vectors`' angular hash; the rate is the fraction of draws in
+    which ``x`` and ``y`` got the same bucket. With ``n`` independent rounds, the chance
+    of sharing a bucket at least once is ``1 - (1 - rate) ** n``.
+    Used in: notebooks/06_reformer.ipynb, section 2.
+    """
+    angles = torch.as_tensor(angles, dtype=torch.float64).flatten()
+    d_head = checks.positive_int("d_head", d_head, minimum=2)
+    num_buckets = _even_buckets(num_buckets)
+    trials = checks.positive_int("trials", trials)
+    generator = torch.Generator().manual_seed(checks.positive_int("seed", seed, 0))
+    shape = (len(angles), trials, d_head)
+    x = F.normalize(torch.randn(shape, generator=generator, dtype=torch.float64), dim=-1)
+    other = torch.randn(shape, generator=generator, dtype=torch.float64)
+    other = F.normalize(other - (other * x).sum(-1, keepdim=True) * x, dim=-1)  # u ⟂ x
+    cos, sin = angles.cos().view(-1, 1, 1), angles.sin().view(-1, 1, 1)
+    y = cos * x + sin * other
+    rotations = torch.randn(
+        (len(angles), trials, d_head, num_buckets // 2), generator=generator, dtype=torch.float64
+    )
+
+    def bucket(v: torch.Tensor) -> torch.Tensor:
+        rotated = (v.unsqueeze(-2) @ rotations).squeeze(-2)
+        return torch.cat([rotated, -rotated], dim=-1).argmax(dim=-1)
+
+    return (bucket(x) == bucket(y)).double().mean(dim=1)
 
 
 def sort_by_bucket(buckets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,8 +263,10 @@ class LSHSelfAttention(nn.Module):
     last, so that a token attends to itself only when nothing else is allowed. Rounds are
     combined by `combine_rounds`. When the sequence fits in one chunk, hashing would gain
     nothing: the layer attends over the whole sequence, with the same masks, as Hugging
-    Face does. ``hash_seed`` fixes the rotations (the same every call); without it each
-    call draws new ones. Used in: notebooks/06_reformer.ipynb, section 2.
+    Face does; setting ``full_attention = True`` does the same at any length (the
+    full-attention baseline of the duplication task, with the same weights).
+    ``hash_seed`` fixes the rotations (the same every call); without it each call draws
+    new ones. Used in: notebooks/06_reformer.ipynb, section 2.
     """
 
     def __init__(
@@ -253,6 +298,7 @@ class LSHSelfAttention(nn.Module):
             None if hash_seed is None else checks.positive_int("hash_seed", hash_seed, 0)
         )
         self.dropout = checks.probability("dropout", dropout)
+        self.full_attention = False  # True: attend over the whole sequence, no hashing
         self.query_key = nn.Linear(d_model, num_heads * d_head, bias=False)
         self.value = nn.Linear(d_model, num_heads * d_head, bias=False)
 
@@ -276,7 +322,7 @@ class LSHSelfAttention(nn.Module):
         rounds = checks.positive_int("num_hashes", rounds)
         qk = self._split_heads(self.query_key(x))  # (batch, heads, seq, d_head)
         values = self._split_heads(self.value(x))
-        if seq <= self.chunk_length:
+        if self.full_attention or seq <= self.chunk_length:
             positions = torch.arange(seq, device=x.device).expand(batch, self.num_heads, seq)
             out, _ = self._attend(
                 qk, normalise_keys(qk), values, positions, positions, padding_mask
@@ -867,3 +913,393 @@ def _int_pair(name: str, value: object) -> tuple[int, int]:
         raise ValueError(f"{name}: expected a pair of positive ints, got {checks.describe(value)}")
     first = checks.positive_int(f"{name}[0]", value[0])
     return first, checks.positive_int(f"{name}[1]", value[1])
+
+
+# --------------------------------------------------------------------------------------
+# 5. A Reformer language model
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReformerConfig:
+    """The sizes and settings of a `ReformerLM`, with the names of Hugging Face's
+    ``ReformerConfig``.
+
+    ``attn_layers`` names each layer's attention, ``"lsh"`` or ``"local"``; its length is
+    the number of layers. ``axial_pos_shape`` and ``axial_pos_embds_dim`` set the axial
+    position embeddings (section 5); with ``axial_pos_embds=False`` a full learned table
+    of ``max_position_embeddings`` rows is used instead. ``chunk_size_feed_forward`` > 0
+    runs the feed-forward layers in chunks of that many positions (section 4). The
+    defaults are a small causal model of two layers.
+
+    Used in: notebooks/06_reformer.ipynb, section 6.
+    """
+
+    vocab_size: int = 320
+    hidden_size: int = 128
+    num_attention_heads: int = 2
+    attention_head_size: int = 64
+    attn_layers: tuple[str, ...] = ("local", "lsh")
+    feed_forward_size: int = 512
+    num_buckets: int = 8
+    num_hashes: int = 1
+    lsh_attn_chunk_length: int = 64
+    local_attn_chunk_length: int = 64
+    lsh_num_chunks_before: int = 1
+    lsh_num_chunks_after: int = 0
+    local_num_chunks_before: int = 1
+    local_num_chunks_after: int = 0
+    is_decoder: bool = True
+    axial_pos_embds: bool = True
+    axial_pos_shape: tuple[int, int] = (64, 64)
+    axial_pos_embds_dim: tuple[int, int] = (64, 64)
+    max_position_embeddings: int = 4096
+    chunk_size_feed_forward: int = 0
+    hash_seed: int | None = None
+    hidden_dropout_prob: float = 0.0
+    lsh_attention_probs_dropout_prob: float = 0.0
+    local_attention_probs_dropout_prob: float = 0.0
+    layer_norm_eps: float = 1e-12
+
+    def __post_init__(self) -> None:
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_attention_heads",
+            "attention_head_size",
+            "feed_forward_size",
+            "num_hashes",
+            "lsh_attn_chunk_length",
+            "local_attn_chunk_length",
+            "max_position_embeddings",
+        ):
+            checks.positive_int(name, getattr(self, name))
+        self.num_buckets = _even_buckets(self.num_buckets)
+        if isinstance(self.attn_layers, str) or not isinstance(self.attn_layers, Sequence):
+            raise TypeError(
+                "attn_layers: expected a list of 'lsh' or 'local', "
+                f"got {checks.describe(self.attn_layers)}"
+            )
+        if not self.attn_layers:
+            raise ValueError("attn_layers: expected at least one layer, got an empty list")
+        for i, kind in enumerate(self.attn_layers):
+            checks.one_of(f"attn_layers[{i}]", kind, ("lsh", "local"))
+        self.attn_layers = tuple(self.attn_layers)
+        self.axial_pos_shape = _int_pair("axial_pos_shape", self.axial_pos_shape)
+        self.axial_pos_embds_dim = _int_pair("axial_pos_embds_dim", self.axial_pos_embds_dim)
+        if self.axial_pos_embds and sum(self.axial_pos_embds_dim) != self.hidden_size:
+            raise ValueError(
+                f"axial_pos_embds_dim: expected two sizes adding up to hidden_size "
+                f"({self.hidden_size}), got {self.axial_pos_embds_dim}"
+            )
+        checks.positive_int("chunk_size_feed_forward", self.chunk_size_feed_forward, 0)
+        for name in (
+            "hidden_dropout_prob",
+            "lsh_attention_probs_dropout_prob",
+            "local_attention_probs_dropout_prob",
+        ):
+            checks.probability(name, getattr(self, name))
+        checks.number("layer_norm_eps", self.layer_norm_eps, positive=True)
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """The number of layers: one per entry of ``attn_layers``."""
+        return len(self.attn_layers)
+
+    @classmethod
+    def from_hf(cls, config: Any) -> ReformerConfig:
+        """The same settings as a ``transformers.ReformerConfig`` (with an int
+        ``num_buckets`` and a ReLU feed-forward layer)."""
+        if not isinstance(config.num_buckets, int):
+            raise ValueError(f"config: expected an int num_buckets, got {config.num_buckets!r}")
+        if config.hidden_act != "relu":
+            raise ValueError(
+                f"config: hidden_act is {config.hidden_act!r}; this Reformer has ReLU only"
+            )
+        names = [name for name in cls.__dataclass_fields__ if name != "attn_layers"]
+        settings = {name: getattr(config, name) for name in names}
+        settings["is_decoder"] = bool(config.is_decoder)
+        return cls(attn_layers=tuple(config.attn_layers), **settings)
+
+
+class ReformerAttention(nn.Module):
+    """F of a Reformer layer: ``dropout(output(attention(norm(x))))``.
+
+    ``(batch, seq, d_model) -> (batch, seq, d_model)``. ``attention`` is an
+    `LSHSelfAttention` or a `LocalSelfAttention`; the output projection has no bias, as
+    in Hugging Face's ``ReformerSelfOutput``. The residual connection is the reversible
+    block's. Used in: notebooks/06_reformer.ipynb, section 6.
+    """
+
+    def __init__(
+        self,
+        attention: LSHSelfAttention | LocalSelfAttention,
+        dropout: float = 0.0,
+        layer_norm_eps: float = 1e-12,
+    ) -> None:
+        super().__init__()
+        if not isinstance(attention, (LSHSelfAttention, LocalSelfAttention)):
+            raise TypeError(
+                "attention: expected an LSHSelfAttention or a LocalSelfAttention, "
+                f"got {checks.describe(attention)}"
+            )
+        self.norm = nn.LayerNorm(attention.d_model, eps=layer_norm_eps)
+        self.attention = attention
+        self.output = nn.Linear(
+            attention.num_heads * attention.d_head, attention.d_model, bias=False
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.output(self.attention(self.norm(x))))
+
+
+class ReformerLM(Checkpointed):
+    """A Reformer language model: ``(batch, seq)`` token ids -> ``(batch, seq, vocab)`` logits.
+
+    Token embeddings plus position embeddings (axial or a full table) feed a
+    `ReversibleStack` of `ReformerAttention` (F) and `FeedForwardSublayer` (G) blocks,
+    the feed-forward layer chunked when ``chunk_size_feed_forward`` > 0; the two final
+    streams are concatenated, ``(batch, seq, 2 d_model)``, normalised, and a linear map
+    gives the logits. `encode` stops before that map: it equals the
+    ``last_hidden_state`` of Hugging Face's ``ReformerModel`` with the same weights
+    (`from_hf`). ``seq`` must be a multiple of the chunk lengths (or fit in one chunk).
+
+    `use_attention` switches the LSH layers between hashing (with any number of rounds)
+    and full attention over the whole sequence, with the same weights.
+
+    Used in: notebooks/06_reformer.ipynb, section 6.
+    """
+
+    def __init__(self, config: ReformerConfig | Mapping[str, Any], reversible: bool = True) -> None:
+        super().__init__()
+        if isinstance(config, Mapping):
+            config = ReformerConfig(**config)
+        if not isinstance(config, ReformerConfig):
+            raise TypeError(f"config: expected a ReformerConfig, got {checks.describe(config)}")
+        self.reformer_config = c = config
+        settings = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(c).items()}
+        self.config = {"config": settings, "reversible": bool(reversible)}  # as JSON stores it
+        self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size)
+        if c.axial_pos_embds:
+            self.position_embeddings: nn.Module = AxialPositionEmbeddings(
+                c.axial_pos_shape, c.axial_pos_embds_dim
+            )
+        else:
+            self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size)
+        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+        blocks = []
+        for kind in c.attn_layers:
+            attention = ReformerAttention(
+                self._attention_layer(kind), c.hidden_dropout_prob, c.layer_norm_eps
+            )
+            feed_forward: nn.Module = FeedForwardSublayer(
+                c.hidden_size, c.feed_forward_size, c.hidden_dropout_prob
+            )
+            feed_forward.norm.eps = c.layer_norm_eps
+            if c.chunk_size_feed_forward:
+                feed_forward = ChunkedFeedForward(feed_forward, c.chunk_size_feed_forward)
+            blocks.append(ReversibleBlock(attention, feed_forward))
+        self.layers = ReversibleStack(blocks, reversible=reversible)
+        self.norm = nn.LayerNorm(2 * c.hidden_size, eps=c.layer_norm_eps)
+        self.lm_head = nn.Linear(2 * c.hidden_size, c.vocab_size)
+
+    def _attention_layer(self, kind: str) -> LSHSelfAttention | LocalSelfAttention:
+        c = self.reformer_config
+        if kind == "lsh":
+            return LSHSelfAttention(
+                c.hidden_size,
+                c.num_attention_heads,
+                c.attention_head_size,
+                num_buckets=c.num_buckets,
+                num_hashes=c.num_hashes,
+                chunk_length=c.lsh_attn_chunk_length,
+                num_chunks_before=c.lsh_num_chunks_before,
+                num_chunks_after=c.lsh_num_chunks_after,
+                causal=c.is_decoder,
+                hash_seed=c.hash_seed,
+                dropout=c.lsh_attention_probs_dropout_prob,
+            )
+        return LocalSelfAttention(
+            c.hidden_size,
+            c.num_attention_heads,
+            c.attention_head_size,
+            chunk_length=c.local_attn_chunk_length,
+            num_chunks_before=c.local_num_chunks_before,
+            num_chunks_after=c.local_num_chunks_after,
+            causal=c.is_decoder,
+            dropout=c.local_attention_probs_dropout_prob,
+        )
+
+    def lsh_layers(self) -> list[LSHSelfAttention]:
+        """The model's LSH attention layers, first to last."""
+        return [module for module in self.modules() if isinstance(module, LSHSelfAttention)]
+
+    def use_attention(self, kind: str, num_hashes: int | None = None) -> None:
+        """Make every LSH layer hash (``kind="lsh"``, with ``num_hashes`` rounds if given)
+        or attend over the whole sequence (``kind="full"``)."""
+        checks.one_of("kind", kind, ("lsh", "full"))
+        if num_hashes is not None:
+            num_hashes = checks.positive_int("num_hashes", num_hashes)
+        for layer in self.lsh_layers():
+            layer.full_attention = kind == "full"
+            if num_hashes is not None:
+                layer.num_hashes = num_hashes
+
+    def encode(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``(batch, seq)`` token ids -> ``(batch, seq, 2 d_model)`` final hidden states."""
+        input_ids = checks.tensor(
+            "input_ids", input_ids, dims=2, dtype="int", layout="(batch, seq)"
+        )
+        seq = input_ids.shape[1]
+        if input_ids.numel() and (
+            input_ids.min() < 0 or input_ids.max() >= self.reformer_config.vocab_size
+        ):
+            raise ValueError(
+                f"input_ids: expected ids in [0, {self.reformer_config.vocab_size}), got "
+                f"values from {int(input_ids.min())} to {int(input_ids.max())}"
+            )
+        if (
+            not self.reformer_config.axial_pos_embds
+            and seq > self.reformer_config.max_position_embeddings
+        ):
+            raise ValueError(
+                f"input_ids: expected at most max_position_embeddings "
+                f"({self.reformer_config.max_position_embeddings}) positions, got {seq}"
+            )
+        positions = torch.arange(seq, device=input_ids.device).unsqueeze(0)
+        x = self.dropout(self.word_embeddings(input_ids)) + self.position_embeddings(positions)
+        return self.dropout(self.norm(self.layers(x)))
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``(batch, seq)`` token ids -> ``(batch, seq, vocab_size)`` logits."""
+        return self.lm_head(self.encode(input_ids))
+
+    @classmethod
+    def from_hf(cls, model: nn.Module) -> ReformerLM:
+        """Ours, with the weights of a ``transformers`` ``ReformerModel`` or
+        ``ReformerModelWithLMHead`` (whose LM head comes too)."""
+        base = getattr(model, "reformer", model)
+        if not hasattr(base, "encoder") or not hasattr(base, "embeddings"):
+            raise TypeError(
+                f"model: expected a Hugging Face ReformerModel, got {type(model).__name__}"
+            )
+        ours = cls(ReformerConfig.from_hf(base.config))
+        with torch.no_grad():
+            ours.word_embeddings.weight.copy_(base.embeddings.word_embeddings.weight)
+            theirs_positions = base.embeddings.position_embeddings
+            if ours.reformer_config.axial_pos_embds:
+                for mine, theirs in zip(
+                    ours.position_embeddings.weights, theirs_positions.weights, strict=True
+                ):
+                    mine.copy_(theirs)
+            else:
+                ours.position_embeddings.weight.copy_(theirs_positions.embedding.weight)
+            for block, layer in zip(ours.layers.blocks, base.encoder.layers, strict=True):
+                _copy_layer(block, layer)
+            ours.norm.load_state_dict(base.encoder.layer_norm.state_dict())
+            if hasattr(model, "lm_head"):
+                ours.lm_head.load_state_dict(
+                    {
+                        "weight": model.lm_head.decoder.weight,
+                        "bias": model.lm_head.decoder.bias,
+                    }
+                )
+        return ours.to(base.embeddings.word_embeddings.weight)
+
+
+def _copy_layer(block: ReversibleBlock, layer: nn.Module) -> None:
+    """Copy one Hugging Face ``ReformerLayer`` into ``block`` (under ``torch.no_grad``)."""
+    attention, theirs = block.f, layer.attention
+    attention.norm.load_state_dict(theirs.layer_norm.state_dict())
+    mine = attention.attention
+    for name in ("query_key", "query", "key", "value"):
+        if hasattr(mine, name):
+            getattr(mine, name).weight.copy_(getattr(theirs.self_attention, name).weight)
+    attention.output.weight.copy_(theirs.output.dense.weight)
+    feed_forward = block.g.module if isinstance(block.g, ChunkedFeedForward) else block.g
+    ff = layer.feed_forward
+    feed_forward.norm.load_state_dict(ff.layer_norm.state_dict())
+    feed_forward.feed_forward.linear1.load_state_dict(ff.dense.dense.state_dict())
+    feed_forward.feed_forward.linear2.load_state_dict(ff.output.dense.state_dict())
+
+
+# --------------------------------------------------------------------------------------
+# 6. The duplication task
+# --------------------------------------------------------------------------------------
+
+
+def duplication_batch(
+    batch_size: int, w: int, vocab_size: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Sequences ``0 w 0 w`` of the paper's duplication task: ``(batch_size, 2 w + 2)``.
+
+    ``w`` random symbols from ``1 .. vocab_size - 1`` (0 is the separator), then a 0 and
+    the same symbols again. A language model can predict the second copy only by
+    finding, ``w`` positions back, the symbol that comes next.
+    Used in: notebooks/06_reformer.ipynb, section 7.
+    """
+    batch_size = checks.positive_int("batch_size", batch_size)
+    w = checks.positive_int("w", w)
+    vocab_size = checks.positive_int("vocab_size", vocab_size, 2)
+    symbols = torch.randint(1, vocab_size, (batch_size, w), generator=generator)
+    zeros = torch.zeros(batch_size, 1, dtype=torch.long)
+    return torch.cat([zeros, symbols, zeros, symbols], dim=1)
+
+
+def duplication_logits(model: nn.Module, sequences: torch.Tensor) -> torch.Tensor:
+    """The predictions of the second copy: ``(batch, w, vocab)`` logits whose targets are
+    ``sequences[:, w + 2:]``. The model reads the whole ``(batch, 2 w + 2)`` sequence
+    (a causal model sees only the past), and the logits at positions ``w + 1 .. 2 w``
+    predict the next symbol."""
+    sequences = checks.tensor("sequences", sequences, dims=2, dtype="int", layout="(batch, 2w+2)")
+    length = sequences.shape[1]
+    if length < 4 or length % 2:
+        raise ValueError(f"sequences: expected an even length 2 w + 2 >= 4 (0 w 0 w), got {length}")
+    w = length // 2 - 1
+    return model(sequences)[:, w + 1 : 2 * w + 1]
+
+
+def duplication_loss(model: nn.Module, sequences: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the second copy's symbols (the loss of the paper's task)."""
+    logits = duplication_logits(model, sequences)
+    w = logits.shape[1]
+    return F.cross_entropy(logits.flatten(0, 1), sequences[:, w + 2 :].flatten())
+
+
+@torch.no_grad()
+def duplication_accuracy(
+    model: ReformerLM,
+    sequences: torch.Tensor,
+    attention: str = "lsh",
+    num_hashes: int | None = None,
+    seed: int = 0,
+) -> float:
+    """The fraction of the second copy's symbols ``model`` predicts right, with full
+    attention (``attention="full"``) or LSH attention with ``num_hashes`` rounds.
+
+    The model is evaluated in eval mode and left as it was found (its attention settings
+    included); the random rotations are drawn after seeding with ``seed``, so the same
+    call gives the same number. Used in: notebooks/06_reformer.ipynb, section 7.
+    """
+    if not isinstance(model, ReformerLM):
+        raise TypeError(f"model: expected a ReformerLM, got {checks.describe(model)}")
+    saved = [(layer.full_attention, layer.num_hashes) for layer in model.lsh_layers()]
+    was_training = model.training
+    model.eval()
+    model.use_attention(attention, num_hashes)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            predicted = duplication_logits(model, sequences).argmax(-1)
+    finally:
+        for layer, (full, rounds) in zip(model.lsh_layers(), saved, strict=True):
+            layer.full_attention, layer.num_hashes = full, rounds
+        model.train(was_training)
+    w = predicted.shape[1]
+    return (predicted == sequences[:, w + 2 :]).float().mean().item()
+
+
+#: Where the duplication-task models trained by ``scripts/train_reformer_duplication.py``
+#: are shipped.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
