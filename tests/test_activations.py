@@ -1,10 +1,11 @@
 """lessons.core.activations: counting the bytes autograd saves for backward."""
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lessons.core.activations import SavedActivations
+from lessons.core.activations import SavedActivations, peak_memory
 
 
 def test_each_saved_storage_counts_once_with_its_size() -> None:
@@ -49,3 +50,26 @@ def test_nothing_is_counted_without_grad() -> None:
         layer(torch.randn(2, 4))
     assert saved.bytes == 0 and saved.tensors == 0
     assert repr(saved) == "SavedActivations(0 bytes in 0 storages)"
+
+
+def test_peak_memory_sees_a_short_lived_intermediate() -> None:
+    """Three 1,000 x 1,000 float32 tensors are alive at once, then two are freed: the peak
+    is 12 MB although the call ends holding one 4 MB tensor (and a scalar)."""
+
+    def three_then_one() -> torch.Tensor:
+        a = torch.randn(1000, 1000)
+        b = a @ a
+        c = b.softmax(-1)
+        del a, b
+        return c.sum()
+
+    assert peak_memory(three_then_one) == 3 * 1000 * 1000 * 4
+
+
+def test_peak_memory_counts_nothing_that_existed_before() -> None:
+    x = torch.randn(500, 500)
+    assert peak_memory(lambda: x.view(-1)) == 0
+    added = peak_memory(lambda: x + 1)  # the sum, and a few bytes for the scalar 1
+    assert 500 * 500 * 4 <= added < 500 * 500 * 4 + 1024
+    with pytest.raises(TypeError, match="fn"):
+        peak_memory(x)

@@ -179,7 +179,10 @@ def look_adjacent(chunks: torch.Tensor, before: int = 1, after: int = 0) -> torc
     """
     before = checks.positive_int("before", before, minimum=0)
     after = checks.positive_int("after", after, minimum=0)
-    shifted = [torch.roll(chunks, shifts=-offset, dims=2) for offset in range(-before, after + 1)]
+    shifted = [
+        chunks if offset == 0 else torch.roll(chunks, shifts=-offset, dims=2)
+        for offset in range(-before, after + 1)
+    ]
     return torch.cat(shifted, dim=3)
 
 
@@ -396,12 +399,16 @@ class LSHSelfAttention(nn.Module):
         leading dims ``(batch, heads, ...)``. Returns the outputs ``(..., q, d_head)`` and
         each query's log-sum-exp of scores ``(..., q)``."""
         scores = queries @ keys.transpose(-1, -2)
-        allowed = allowed_keys(query_positions, key_positions, padding_mask, self.causal)
-        scores = scores.masked_fill(~allowed, MASKED)
+        # The masks are applied in place: the scores are the largest tensor here.
+        if padding_mask is not None or self.causal:  # otherwise every key is allowed
+            allowed = allowed_keys(query_positions, key_positions, padding_mask, self.causal)
+            scores.masked_fill_(allowed.logical_not_(), MASKED)
         is_self = query_positions.unsqueeze(-1) == key_positions.unsqueeze(-2)
-        scores = scores.masked_fill(is_self, SELF_MASKED)  # last: only when nothing else
+        scores.masked_fill_(is_self, SELF_MASKED)  # last: only when nothing else
         logsumexp = torch.logsumexp(scores, dim=-1, keepdim=True)
-        weights = F.dropout(torch.exp(scores - logsumexp), self.dropout, self.training)
+        # exp(scores - logsumexp), not softmax(scores): Hugging Face's rounding, which
+        # differs (by up to 2e-3) for a query that sees nothing but itself
+        weights = F.dropout((scores - logsumexp).exp_(), self.dropout, self.training)
         return weights @ values, logsumexp.squeeze(-1)
 
     def _split_heads(self, t: torch.Tensor) -> torch.Tensor:

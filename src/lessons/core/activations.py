@@ -13,15 +13,22 @@ views of one tensor share their memory)::
 It works the same on a CPU and a GPU, where ``torch.cuda.max_memory_allocated`` is the
 other way to look; ``tracemalloc`` does not see torch's allocations at all. The Reformer
 (reversible layers) and the memory chapter (checkpointing) measure their savings with it.
+
+Counting saved tensors cannot see a short-lived peak: a large intermediate that is freed
+before the forward pass ends is never saved. `peak_memory` finds it with the PyTorch
+profiler's memory events: it replays every allocation and free of a call, in order, and
+reports the highest point the running total reached above where it started.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
-__all__ = ["SavedActivations"]
+__all__ = ["SavedActivations", "peak_memory"]
 
 
 def _storage_key(tensor: torch.Tensor) -> tuple[str, int, int]:
@@ -84,3 +91,29 @@ class SavedActivations:
 
     def __repr__(self) -> str:
         return f"SavedActivations({self.bytes:,} bytes in {len(self._seen)} storages)"
+
+
+def peak_memory(fn: Callable[[], Any]) -> int:
+    """The peak of the CPU memory torch allocated while ``fn()`` ran, in bytes.
+
+    Measured with ``torch.profiler.profile(profile_memory=True)``: each allocation and
+    free is a memory event with a size (positive or negative); summed in time order they
+    give the memory held at each moment, counted from zero at the start of the call.
+    Memory that existed before the call (the inputs, the parameters) does not count;
+    memory that ``fn`` returns does. Allocations on a GPU are not counted (use
+    ``torch.cuda.max_memory_allocated`` there).
+    """
+    if not callable(fn):
+        raise TypeError(f"fn: expected a function of no arguments, got {type(fn).__name__}")
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = [
+        (event.start_ns(), event.nbytes())
+        for event in prof.profiler.kineto_results.events()
+        if event.name() == "[memory]" and event.device_type() == torch.autograd.DeviceType.CPU
+    ]
+    held = peak = 0
+    for _, nbytes in sorted(events, key=lambda item: item[0]):
+        held += nbytes
+        peak = max(peak, held)
+    return peak
