@@ -1310,3 +1310,30 @@ def duplication_accuracy(
 #: Where the duplication-task models trained by ``scripts/train_reformer_duplication.py``
 #: are shipped.
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+#: The duplication-task models shipped in the package: name -> file stem.
+PRETRAINED = {
+    "duplication-full": "reformer-duplication-full",
+    "duplication-lsh1": "reformer-duplication-lsh1",
+    "duplication-lsh2": "reformer-duplication-lsh2",
+    "duplication-lsh4": "reformer-duplication-lsh4",
+}
+
+
+def load_pretrained(name: str) -> ReformerLM:
+    """A one-layer `ReformerLM` trained on the duplication task, in eval mode.
+
+    ``"duplication-full"`` was trained with full attention, ``"duplication-lsh1"`` /
+    ``"-lsh2"`` / ``"-lsh4"`` with LSH attention of 1, 2 or 4 rounds, by
+    ``scripts/train_reformer_duplication.py`` (``w = 63``, sequences of 128, chunks of
+    16, 8 buckets). How each was trained, with its learning curve, is in
+    ``lessons.core.checkpoint.checkpoint_notes(pretrained_path(name))``.
+    Used in: notebooks/06_reformer.ipynb, section 7.
+    """
+    return ReformerLM.load(pretrained_path(name)).eval()
+
+
+def pretrained_path(name: str) -> Path:
+    """The safetensors file of the shipped model ``name`` (see `PRETRAINED`)."""
+    stem = PRETRAINED[checks.one_of("name", name, PRETRAINED)]
+    return PRETRAINED_DIR / f"{stem}.safetensors"
