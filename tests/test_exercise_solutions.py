@@ -216,3 +216,71 @@ def test_every_chapter_solution_name_is_public() -> None:
 
 def test_equivalents_cover_only_registered_exercises() -> None:
     assert set(EQUIVALENTS) | TESTED_BELOW <= set(exercises.registry())
+
+
+# --- Chapter 6, the Reformer: its solutions against lessons.reformer --------------------------
+
+
+def _reformer_equivalents() -> dict[str, Callable[..., Any]]:
+    """exercise id -> what lessons.reformer returns for a case's arguments (the sublayers
+    of the cases hold the chapter's modules in ``.module``)."""
+    from lessons import reformer
+
+    def angular_hash(vectors, rotation):
+        rotations = rotation[None, :, None, :]  # (heads, d, rounds, num_buckets // 2)
+        buckets = reformer.hash_vectors(vectors[None, None], 2 * rotation.shape[1], 1, rotations)
+        return buckets[0, 0, 0]
+
+    def sort_and_chunk(buckets, chunk_length):
+        order, _ = reformer.sort_by_bucket(buckets[None, None])
+        return order[0, 0], order.unflatten(2, (-1, chunk_length))[0, 0]
+
+    def look_one_back(chunks):
+        return reformer.look_adjacent(chunks[None, None], before=1, after=0)[0, 0]
+
+    def reversible_forward(x1, x2, f, g):
+        return reformer.ReversibleBlock(f.module, g.module)(x1, x2)
+
+    def reversible_inverse(y1, y2, f, g):
+        return reformer.ReversibleBlock(f.module, g.module).inverse(y1, y2)
+
+    def chunked_feed_forward(x, feed_forward, chunk_size):
+        return reformer.ChunkedFeedForward(feed_forward.module, chunk_size)(x)
+
+    return {
+        "reformer.angular_hash": angular_hash,
+        "reformer.sort_and_chunk": sort_and_chunk,
+        "reformer.look_one_back": look_one_back,
+        "reformer.reversible_forward": reversible_forward,
+        "reformer.reversible_inverse": reversible_inverse,
+        "reformer.chunked_feed_forward": chunked_feed_forward,
+        "reformer.combine_rounds": reformer.combine_rounds,
+    }
+
+
+REFORMER_EQUIVALENTS = _reformer_equivalents()
+TESTED_BELOW.update(REFORMER_EQUIVALENTS)
+
+
+@pytest.mark.parametrize("exercise_id", sorted(REFORMER_EQUIVALENTS))
+def test_reformer_solution_equals_the_taught_module_on_every_case(exercise_id: str) -> None:
+    exercise = exercises.get(exercise_id)
+    for case in exercise.cases():
+        with torch.no_grad():
+            expected = REFORMER_EQUIVALENTS[exercise_id](*case.args, **case.kwargs)
+            got = exercise.solution(*case.args, **case.kwargs)
+        torch.testing.assert_close(got, expected, rtol=0, atol=0, msg=case.name)
+
+
+def test_reformer_angular_hash_equals_hash_vectors_with_its_own_rotations() -> None:
+    """Beyond the cases: several heads and rounds, and the rotations `hash_rotations` draws,
+    each head and round hashed on its own with the exercise's function (before offsets)."""
+    from lessons.exercises.reformer import angular_hash
+    from lessons.reformer import hash_rotations, hash_vectors
+
+    vectors = torch.randn(2, 3, 10, 4, generator=torch.Generator().manual_seed(0))
+    rotations = hash_rotations(3, 4, num_hashes=2, num_buckets=6, seed=1)
+    buckets = hash_vectors(vectors, 6, 2, rotations)
+    for b, h, r in [(b, h, r) for b in range(2) for h in range(3) for r in range(2)]:
+        expected = buckets[b, h, r] - 6 * r
+        assert torch.equal(angular_hash(vectors[b, h], rotations[h, :, r]), expected)

@@ -2,6 +2,8 @@
 
 Used in: notebooks/06_reformer.ipynb. The module follows the chapter:
 
+0. The memory problem (section 1): the paper's estimate of where a Transformer's memory
+   goes.
 1. LSH attention (section 2): angular locality-sensitive hashing with random rotations,
    sorting by bucket and chunking, shared-QK attention over a chunk and the one before
    it, several hash rounds combined by their log-sum-exp weights.
@@ -12,6 +14,8 @@ Used in: notebooks/06_reformer.ipynb. The module follows the chapter:
    table and a column table, far smaller than one full table.
 5. A Reformer language model (section 6): the pieces stacked, loadable from Hugging
    Face's ``ReformerModel``.
+6. The duplication task (section 7): the paper's synthetic test of LSH attention, and
+   the models trained on it.
 
 Hugging Face's ``transformers`` is never imported here: it is the reference the tests
 compare with, not a dependency.
@@ -33,6 +37,55 @@ from lessons.attention import MultiHeadAttention
 from lessons.core import checks
 from lessons.core.checkpoint import Checkpointed
 from lessons.transformer import FeedForward
+
+# --------------------------------------------------------------------------------------
+# 0. The memory problem
+# --------------------------------------------------------------------------------------
+
+
+def memory_estimate(
+    length: int,
+    *,
+    batch: int = 1,
+    d_model: int = 1024,
+    d_ff: int = 4096,
+    num_layers: int = 16,
+    num_heads: int = 1,
+    bytes_per_number: int = 4,
+) -> dict[str, int]:
+    """The paper's back-of-the-envelope memory of a Transformer, in bytes, by source.
+
+    * ``"one layer's input"``: ``batch * length * d_model`` numbers, what a single layer
+      must hold (the paper's 2 GB at 64K tokens, width 1,024, batch 8);
+    * ``"every layer's input, kept for backward"``: that, ``num_layers`` times;
+    * ``"feed-forward activations, kept for backward"``: ``batch * length * d_ff`` per
+      layer, ``num_layers`` times;
+    * ``"attention scores of one layer"``: ``batch * num_heads * length ** 2``.
+
+    Reversible layers remove the ``num_layers`` factor, chunking the ``d_ff`` one, and
+    LSH attention the ``length ** 2``. Used in: notebooks/06_reformer.ipynb, section 1.
+    """
+    length = checks.positive_int("length", length)
+    numbers = {
+        "batch": batch,
+        "d_model": d_model,
+        "d_ff": d_ff,
+        "num_layers": num_layers,
+        "num_heads": num_heads,
+        "bytes_per_number": bytes_per_number,
+    }
+    for name, value in numbers.items():
+        checks.positive_int(name, value)
+    one_layer = batch * length * d_model * bytes_per_number
+    return {
+        "one layer's input": one_layer,
+        "every layer's input, kept for backward": one_layer * num_layers,
+        "feed-forward activations, kept for backward": (
+            batch * length * d_ff * num_layers * bytes_per_number
+        ),
+        "attention scores of one layer": batch * num_heads * length**2 * bytes_per_number,
+    }
+
 
 # --------------------------------------------------------------------------------------
 # 1. LSH attention
