@@ -36,6 +36,7 @@ CHAPTER_MODULES = (
     "wordpiece",  # 5. BERT: the WordPiece tokenizer
     "bert",  # 5. BERT: the model on chapter 4's encoder, real MiniLM weights
     "reformer",  # 6. The Reformer: LSH attention, reversible layers, chunking
+    "memory",  # 7. Big models, small GPUs: where the memory goes
 )
 
 __all__ = ["CHAPTER_MODULES", "__version__", "check_environment", "show_source"]
