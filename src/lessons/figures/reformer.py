@@ -86,7 +86,12 @@ _NAMES = {
     "lsh-4": "LSH, 4 rounds",
     "lsh-8": "LSH, 8 rounds",
 }
-_TRAINED = {"lsh4": "trained with LSH, 4 rounds", "full": "trained with full attention"}
+_TRAINED = {
+    "full": "trained with full attention",
+    "lsh4": "trained with LSH, 4 rounds",
+    "lsh2": "trained with LSH, 2 rounds",
+    "lsh1": "trained with LSH, 1 round",
+}
 _GREY, _LIGHT = "#444444", "#e6e6e6"
 _MIB = 2**20
 
@@ -957,10 +962,15 @@ def draw_duplication(results: Mapping) -> Figure:
             f"results['curves']: expected a dict model -> points, got {checks.describe(curves)}"
         )
     chance = checks.probability("results['chance']", results["chance"], allow_one=True)
+    columns = min(2, len(curves))
+    rows = -(-len(curves) // columns)
     with mpl.rc_context(STYLE):
-        figure = Figure(figsize=(5.6 * len(curves) + 0.6, 4.6), layout="constrained")
-        axes = np.atleast_1d(figure.subplots(1, len(curves), sharey=True))
-        for ax, (model, points) in zip(axes, curves.items(), strict=True):
+        figure = Figure(figsize=(5.4 * columns + 0.6, 3.2 * rows + 0.9), layout="constrained")
+        grid = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)
+        axes = grid.flatten()
+        for ax in axes[len(curves) :]:
+            ax.set_visible(False)
+        for ax, (model, points) in zip(axes, curves.items(), strict=False):
             if isinstance(points, str) or not isinstance(points, Sequence) or not points:
                 raise ValueError(
                     f"results['curves'][{model!r}]: expected a list of points, "
@@ -996,11 +1006,11 @@ def draw_duplication(results: Mapping) -> Figure:
                 color=_GREY,
                 gid="chance",
             )
-            ax.set(
-                xlabel="training step",
-                ylim=(0, 1.02),
-                title=_TRAINED.get(model, f"trained as {model}"),
-            )
-            ax.legend(title="evaluated with", fontsize=8.5, title_fontsize=8.5, loc="upper left")
-        axes[0].set_ylabel("accuracy on the second copy (held out)")
+            ax.set(ylim=(0, 1.02), title=_TRAINED.get(model, f"trained as {model}"))
+        for ax in grid[-1]:
+            ax.set_xlabel("training step")
+        for ax in grid[:, 0]:
+            ax.set_ylabel("accuracy (held out)")
+        handles, labels = axes[0].get_legend_handles_labels()
+        figure.legend(handles, labels, title="evaluated with", loc="outside lower center", ncols=5)
     return figure
