@@ -284,3 +284,87 @@ def test_reformer_angular_hash_equals_hash_vectors_with_its_own_rotations() -> N
     for b, h, r in [(b, h, r) for b in range(2) for h in range(3) for r in range(2)]:
         expected = buckets[b, h, r] - 6 * r
         assert torch.equal(angular_hash(vectors[b, h], rotations[h, :, r]), expected)
+
+
+# --- Chapter 7, big models on small GPUs: its solutions against lessons.memory ----------------
+
+
+def _memory_equivalents() -> dict[str, Callable[..., Any]]:
+    """exercise id -> what lessons.memory returns for a case's arguments."""
+    from lessons import memory
+
+    def model_state_bytes(n_params, precision, optimizer):
+        parts = memory.training_memory(n_params, precision=precision, optimizer=optimizer)
+        return parts.parameters, parts.gradients, parts.optimizer_states
+
+    def zero_bytes_per_device(n_params, stage, n_devices):
+        parts = memory.training_memory(
+            n_params, precision="mixed", optimizer="adam", zero_stage=stage, n_devices=n_devices
+        )
+        return parts.parameters, parts.gradients, parts.optimizer_states
+
+    def korthikanti_bytes(s, b, h, a):
+        return float(memory.transformer_layer_activations(s, b, h, a))
+
+    def accumulated_loss(loss_sums, token_counts):
+        """accumulate_gradients on micro-batches whose summed losses are ``loss_sums`` and
+        whose real tokens are ``token_counts``; a zero weight makes the model."""
+        model = nn.Linear(1, 1, bias=False)
+        nn.init.zeros_(model.weight)
+        micro_batches = []
+        for i, count in enumerate(token_counts.tolist()):
+            targets = torch.full((count + 2,), memory.IGNORE_INDEX)
+            targets[:count] = 0
+            micro_batches.append((torch.tensor([i]), targets))
+
+        def loss_fn(model, batch):
+            return loss_sums[batch[0].item()] + model.weight.sum()
+
+        loss = memory.accumulate_gradients(model, micro_batches, loss_fn=loss_fn)
+        return torch.tensor(loss, dtype=loss_sums.dtype)
+
+    def token_weighted_loss(logits, targets):
+        micro_batches = [(logits[i], targets[i]) for i in range(len(logits))]
+        summed = sum(memory.summed_token_loss(lambda x: x, batch) for batch in micro_batches)
+        return summed / sum(memory.real_tokens(batch) for batch in micro_batches)
+
+    def checkpointed_block_forward(block, x):
+        return memory.CheckpointedLayer(block.module)(x)
+
+    return {
+        "memory.model_state_bytes": model_state_bytes,
+        "memory.zero_bytes_per_device": zero_bytes_per_device,
+        "memory.korthikanti_bytes": korthikanti_bytes,
+        "memory.accumulated_loss": accumulated_loss,
+        "memory.token_weighted_loss": token_weighted_loss,
+        "memory.checkpointed_block_forward": checkpointed_block_forward,
+    }
+
+
+MEMORY_EQUIVALENTS = _memory_equivalents()
+TESTED_BELOW.update(MEMORY_EQUIVALENTS)
+
+
+@pytest.mark.parametrize("exercise_id", sorted(MEMORY_EQUIVALENTS))
+def test_memory_solution_equals_the_taught_module_on_every_case(exercise_id: str) -> None:
+    exercise = exercises.get(exercise_id)
+    for case in exercise.cases():
+        expected = MEMORY_EQUIVALENTS[exercise_id](*case.args, **case.kwargs)
+        got = exercise.solution(*case.args, **case.kwargs)
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6, msg=case.name)
+
+
+def test_memory_checkpointed_block_gives_the_taught_layers_parameter_gradients() -> None:
+    """Beyond the outputs: the parameters get the gradients CheckpointedLayer gives them."""
+    from lessons.exercises.memory import checkpointed_block_forward
+    from lessons.memory import CheckpointedLayer
+
+    for case in exercises.get("memory.checkpointed_block_forward").cases():
+        block, x = case.args
+        gradients = []
+        taught = CheckpointedLayer(block.module)
+        for run in (lambda x, block=block: checkpointed_block_forward(block, x), taught):
+            block.module.zero_grad(set_to_none=True)
+            run(x).pow(2).sum().backward()
+            gradients.append([p.grad.clone() for p in block.module.parameters()])
+        torch.testing.assert_close(gradients[0], gradients[1], rtol=0, atol=0, msg=case.name)

@@ -24,6 +24,10 @@ Used in: notebooks/07_big_models.ipynb. The module follows the chapter:
    its share of the batch, `distribute` hands the model to PyTorch's engines
    (``DistributedDataParallel``, or FSDP2's ``fully_shard``, ZeRO stage 3), and
    `local_parameter_bytes` and `full_parameters` show what each process holds.
+4. Offloading and freeing early (section 6 of the chapter, the smaller tricks):
+   `OffloadedAdam` keeps Adam's states (and a float32 master copy) on another device,
+   `optimizer_state_bytes` shows where an optimiser's states live, and `backward_step`
+   drops the logits before the backward pass.
 
 All sizes are in bytes; a gigabyte here is 10⁹ bytes, as in the ZeRO paper.
 """
@@ -60,6 +64,7 @@ __all__ = [
     "ZERO_STAGES",
     "ActivationTerm",
     "CheckpointedLayer",
+    "OffloadedAdam",
     "ScalerStep",
     "SegmentCost",
     "StepResult",
@@ -67,6 +72,7 @@ __all__ = [
     "accumulate_gradients",
     "activation_terms",
     "autocast_dtypes",
+    "backward_step",
     "bytes_per_parameter",
     "checkpointed_layers",
     "deep_stack",
@@ -76,6 +82,7 @@ __all__ = [
     "gradient_bytes",
     "local_parameter_bytes",
     "measured_layer_activations",
+    "optimizer_state_bytes",
     "precision_curves",
     "real_tokens",
     "repeating_batches",
@@ -1063,3 +1070,154 @@ def full_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
         whole = parameter.full_tensor() if hasattr(parameter, "full_tensor") else parameter
         full[name] = whole.detach().cpu().clone()
     return full
+
+
+# --------------------------------------------------------------------------------------
+# 4. Offloading and freeing early
+# --------------------------------------------------------------------------------------
+
+
+class OffloadedAdam:
+    """Adam whose optimiser states live on another device (the CPU), as ZeRO-Offload's do.
+
+    ``params``: the model's parameters, on the device that computes (a GPU, say);
+    ``offload_device``: where the optimiser works (``"cpu"``). There it keeps a float32
+    copy of every parameter that requires grad (the master weights) and an ordinary
+    ``torch.optim.Adam`` over the copies (``lr``, ``betas``, ``eps``, ``weight_decay`` as
+    there), whose two states per parameter, ``exp_avg`` (the momentum) and ``exp_avg_sq``
+    (the variance), are therefore made on ``offload_device`` too. `step` copies each
+    gradient to ``offload_device``, lets that Adam step the copies, and copies them back
+    into the parameters. The computing device then holds only the parameters and their
+    gradients: 8 of the 16 bytes per parameter of float32 Adam (`training_memory`). The
+    parameters come out as plain Adam's would: the same arithmetic on the same numbers.
+    With bfloat16 parameters, Adam steps the float32 master copy, as mixed precision does.
+
+    The price is time: two copies per step between the devices (the gradients one way,
+    the parameters back) and Adam's arithmetic on the CPU. ZeRO-Offload (Ren et al., 2021)
+    hides part of it by overlapping the copies with the backward pass.
+
+    `zero_grad` and `step` are an optimiser's, so `train_step` takes an `OffloadedAdam`
+    in place of ``torch.optim.Adam`` (not with a ``GradScaler``, which needs a
+    ``torch.optim.Optimizer``).
+
+    What a machine without a GPU can check is the bookkeeping: which device holds which
+    state (`optimizer_state_bytes`) and that the parameters equal plain Adam's. There the
+    model and the optimiser share the CPU, so offloading saves nothing (the master copy
+    even adds 4 bytes per parameter). How much GPU memory it saves, and what the copies
+    cost in time, only a GPU can measure: ``scripts/gpu_memory_check.py`` does.
+
+    Used in: notebooks/07_big_models.ipynb, section 2.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        *,
+        offload_device: torch.device | str = "cpu",
+    ) -> None:
+        params = [checks.tensor("params", p, dtype="float") for p in params]
+        self.params = [p for p in params if p.requires_grad]
+        if not self.params:
+            raise ValueError("params: expected at least one parameter that requires grad, got none")
+        self.offload_device = torch.device(offload_device)
+        self.masters = [
+            p.detach().to(self.offload_device, torch.float32, copy=True) for p in self.params
+        ]
+        self.optimizer = torch.optim.Adam(
+            self.masters, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay
+        )
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Free the parameters' gradients (``set_to_none``) or fill them with zeros."""
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Gradients to ``offload_device``, one Adam step there, parameters back.
+
+        A parameter without a gradient is left as it is, as ``torch.optim.Adam`` leaves it.
+        """
+        for p, master in zip(self.params, self.masters, strict=True):
+            master.grad = None if p.grad is None else p.grad.to(self.offload_device, torch.float32)
+        self.optimizer.step()
+        for p, master in zip(self.params, self.masters, strict=True):
+            if master.grad is not None:
+                p.copy_(master)
+            master.grad = None  # the copied gradient is not needed until the next step
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        """The tensors this optimiser keeps between steps: the master copies and Adam's
+        states (``step``, ``exp_avg``, ``exp_avg_sq`` of each copy that has stepped)."""
+        return [*self.masters, *_state_tensors(self.optimizer)]
+
+
+def _state_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The tensors in ``optimizer.state``: a torch optimiser's states, per parameter."""
+    return [
+        value
+        for state in optimizer.state.values()
+        for value in state.values()
+        if isinstance(value, torch.Tensor)
+    ]
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer | OffloadedAdam) -> dict[str, int]:
+    """The bytes of the optimiser's states, per device: ``{"cpu": ..., "cuda:0": ...}``.
+
+    For a ``torch.optim`` optimiser, the tensors of its ``state`` (for Adam: each
+    parameter's ``exp_avg`` and ``exp_avg_sq``, on the parameter's device, and ``step``, a
+    one-value tensor on the CPU unless ``capturable``); for an `OffloadedAdam`, its
+    master copies too. Empty before the first step: ``torch.optim`` makes the states then.
+
+    Used in: notebooks/07_big_models.ipynb, section 2.
+    """
+    if isinstance(optimizer, OffloadedAdam):
+        tensors = optimizer.state_tensors()
+    elif isinstance(optimizer, torch.optim.Optimizer):
+        tensors = _state_tensors(optimizer)
+    else:
+        raise TypeError(
+            "optimizer: expected a torch.optim.Optimizer or an OffloadedAdam, got "
+            f"{checks.describe(optimizer)}"
+        )
+    by_device: dict[str, int] = {}
+    for tensor in tensors:
+        device = str(tensor.device)
+        by_device[device] = by_device.get(device, 0) + tensor.numel() * tensor.element_size()
+    return by_device
+
+
+def backward_step(
+    model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *, free_logits: bool = True
+) -> float:
+    """Forward and backward over ``batch``; returns the mean cross-entropy per real token.
+
+    ``batch`` is ``(inputs, targets)`` as in `summed_token_loss`; ``model`` returns logits
+    ``(batch, seq, vocab)``; the gradients add up in ``.grad``. ``free_logits`` drops
+    the name ``logits`` before the backward pass. Autograd does not need the logits
+    themselves (the cross-entropy saves its log-softmax, as large, and the output layer
+    its input), so once no name refers to them their memory is returned before the
+    backward pass allocates the gradients. Kept (as by a loop that writes
+    ``logits, loss = model(x, y)`` and then ``loss.backward()``, nanoGPT's), they live
+    until the step ends. Whether the peak of the step falls depends on where it is:
+    when it is at the start of the backward pass, as with a large vocabulary, it falls
+    by the logits' bytes (measured with `lessons.core.activations.peak_memory` in the
+    tests). The gradients are the same either way: only a reference changes.
+
+    Used in: notebooks/07_big_models.ipynb, section 2.
+    """
+    inputs, targets = batch
+    logits = model(inputs)
+    loss = F.cross_entropy(logits.flatten(0, -2), targets.flatten(), ignore_index=IGNORE_INDEX)
+    if free_logits:
+        del logits  # autograd keeps what it saved; nothing keeps the rest
+    loss.backward()
+    return loss.item()

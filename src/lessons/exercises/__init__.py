@@ -14,8 +14,8 @@ The package holds the framework and, one module per chapter, what the chapters a
   a crash or a flood of prints ends as feedback and never takes the kernel down;
 * `feedback` shows tasks and reports; `progress` remembers passed exercises;
 * `quiz` renders multiple-choice and numeric questions that need no kernel;
-* ``basics``, ``word2vec``, ``elmo``, ``attention``, ``transformer``, ``bert``: each chapter's
-  exercises and quiz.
+* ``basics``, ``word2vec``, ``elmo``, ``attention``, ``transformer``, ``bert``,
+  ``reformer``, ``memory``: each chapter's exercises and quiz.
 """
 
 from __future__ import annotations
