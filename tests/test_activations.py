@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lessons.core.activations import SavedActivations, peak_memory
+from lessons.core.activations import SavedActivations, cuda_peak_memory, peak_memory
 
 
 def test_each_saved_storage_counts_once_with_its_size() -> None:
@@ -73,3 +73,23 @@ def test_peak_memory_counts_nothing_that_existed_before() -> None:
     assert 500 * 500 * 4 <= added < 500 * 500 * 4 + 1024
     with pytest.raises(TypeError, match="fn"):
         peak_memory(x)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the guard of a machine without CUDA")
+def test_cuda_peak_memory_refuses_to_measure_without_a_gpu() -> None:
+    """The trap it guards against: without CUDA, torch reports a peak of 0, not an error."""
+    assert torch.cuda.max_memory_allocated() == 0
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        cuda_peak_memory(lambda: torch.zeros(1000))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_peak_memory_sees_a_short_lived_tensor() -> None:
+    def three_then_one() -> torch.Tensor:
+        a = torch.ones(1024, 1024, device="cuda")  # 4 MiB each
+        b = a + 1
+        c = b * 2
+        del a, b
+        return c
+
+    assert cuda_peak_memory(three_then_one) >= 3 * 4 * 2**20

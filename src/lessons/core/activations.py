@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-__all__ = ["SavedActivations", "peak_memory"]
+__all__ = ["SavedActivations", "cuda_peak_memory", "peak_memory"]
 
 
 def _storage_key(tensor: torch.Tensor) -> tuple[str, int, int]:
@@ -117,3 +117,28 @@ def peak_memory(fn: Callable[[], Any]) -> int:
         held += nbytes
         peak = max(peak, held)
     return peak
+
+
+def cuda_peak_memory(fn: Callable[[], Any], device: str | torch.device = "cuda") -> int:
+    """The peak of the GPU memory torch allocated while ``fn()`` ran, in bytes.
+
+    From ``torch.cuda.max_memory_allocated``, reset before the call and counted from the
+    memory allocated at its start. Guarded: without CUDA, ``max_memory_allocated``
+    returns 0 instead of failing, so a measurement (or a test) that trusted it would
+    silently report nothing; this raises a RuntimeError instead. On a CPU, use
+    `peak_memory`.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn: expected a function of no arguments, got {type(fn).__name__}")
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            "cuda_peak_memory: no CUDA device is available (torch.cuda.max_memory_allocated "
+            "would return 0); measure with peak_memory on a CPU"
+        )
+    device = torch.device(device)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    start = torch.cuda.memory_allocated(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - start
