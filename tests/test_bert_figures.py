@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from figure_checks import overlapping_texts, render
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
@@ -77,29 +77,6 @@ def _is(line, colour: str) -> bool:
     )
 
 
-def _render(figure: Figure):
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return canvas.get_renderer()
-
-
-def _overlaps(figure: Figure) -> list[tuple[str, str]]:
-    """Pairs of texts of one axes (its texts, and its x or y tick labels among
-    themselves) whose drawn extents overlap."""
-    renderer = _render(figure)
-    clashes = []
-    for ax in figure.axes:
-        groups = [ax.texts, ax.get_xticklabels(), ax.get_yticklabels()]
-        for texts in groups:
-            shown = [t for t in texts if t.get_visible() and t.get_text().strip()]
-            boxes = [t.get_window_extent(renderer).shrunk(0.98, 0.98) for t in shown]
-            for a in range(len(shown)):
-                for b in range(a):
-                    if boxes[a].overlaps(boxes[b]):
-                        clashes.append((shown[a].get_text(), shown[b].get_text()))
-    return clashes
-
-
 FIGURES = {
     "why_mask": lambda: draw_why_mask(),
     "input_representation": lambda: draw_input_representation(),
@@ -120,13 +97,13 @@ def test_the_overlap_check_sees_an_overlap():
     ax = figure.add_subplot()
     ax.text(0.5, 0.5, "one label")
     ax.text(0.52, 0.5, "another label")
-    assert _overlaps(figure) == [("another label", "one label")]
+    assert overlapping_texts(figure) == [("another label", "one label")]
 
 
 @pytest.mark.parametrize("name", FIGURES)
 def test_no_two_labels_overlap(name):
     figure = FIGURES[name]()
-    assert _overlaps(figure) == []
+    assert overlapping_texts(figure) == []
 
 
 # ---------------------------------------------------------------- section 2
@@ -195,7 +172,7 @@ def test_the_input_representation_has_a_column_per_token_and_the_right_segments(
     assert _texts(ax, "sign").count("+") == 2 * 11
     given = draw_input_representation(["[CLS]", "a", "$b", "[SEP]"], segments=[0, 0, 1, 1])
     assert _texts(given.axes[0], "segment") == ["$E_A$", "$E_A$", "$E_B$", "$E_B$"]
-    _render(given)  # a token with mathtext's special characters still draws
+    render(given)  # a token with mathtext's special characters still draws
     with pytest.raises(ValueError, match="segments: expected 2 values"):
         draw_input_representation(["a", "b"], segments=[0])
 
@@ -333,7 +310,7 @@ def test_layer_similarities_share_y_mark_the_sense_and_keep_the_legend_outside()
     assert [list(line.get_ydata()) for line in elmo.lines] == list(ELMO.values())
     assert [t.get_text() for t in minilm.get_xticklabels()] == ["emb.", *"123456"]
     assert [t.get_text() for t in elmo.get_xticklabels()] == ["0", "1", "2"]
-    renderer = _render(figure)
+    renderer = render(figure)
     legend = figure.legends[0].get_window_extent(renderer)
     for ax in figure.axes:
         assert not legend.overlaps(ax.get_window_extent(renderer))

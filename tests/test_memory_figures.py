@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from figure_checks import overlapping_texts, render
 from matplotlib.figure import Figure
 
 from lessons.core.explorer import Explorer
@@ -83,28 +83,6 @@ FIGURES = {
 }
 
 
-def _render(figure: Figure):
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return canvas.get_renderer()
-
-
-def _overlaps(figure: Figure) -> list[tuple[str, str]]:
-    """Pairs of texts of one axes (its texts, and its x or y tick labels among
-    themselves) whose drawn extents overlap."""
-    renderer = _render(figure)
-    clashes = []
-    for ax in figure.axes:
-        for texts in (ax.texts, ax.get_xticklabels(), ax.get_yticklabels()):
-            shown = [t for t in texts if t.get_visible() and t.get_text().strip()]
-            boxes = [t.get_window_extent(renderer).shrunk(0.98, 0.98) for t in shown]
-            for a in range(len(shown)):
-                for b in range(a):
-                    if boxes[a].overlaps(boxes[b]):
-                        clashes.append((shown[a].get_text(), shown[b].get_text()))
-    return clashes
-
-
 def _patches(ax, gid: str) -> list:
     return [p for p in ax.patches if p.get_gid() == gid]
 
@@ -127,11 +105,11 @@ def test_every_figure_builds_fast_outside_pyplot_and_no_two_labels_overlap(name)
     before = plt.get_fignums()
     start = time.perf_counter()
     figure = FIGURES[name]()
-    _render(figure)
+    render(figure)
     assert time.perf_counter() - start < 2.0
     assert isinstance(figure, Figure)
     assert plt.get_fignums() == before
-    assert _overlaps(figure) == []
+    assert overlapping_texts(figure) == []
 
 
 def test_the_overlap_check_sees_an_overlap():
@@ -139,7 +117,7 @@ def test_the_overlap_check_sees_an_overlap():
     ax = figure.add_subplot()
     ax.text(0.5, 0.5, "one label")
     ax.text(0.52, 0.5, "another label")
-    assert _overlaps(figure) == [("another label", "one label")]
+    assert overlapping_texts(figure) == [("another label", "one label")]
 
 
 # ---------------------------------------------------------------- section 1: the bar
@@ -201,7 +179,7 @@ def test_close_gpu_labels_are_nudged_apart_and_stay_in_order():
     places = [t.get_position()[1] for t in ax.texts if t.get_gid() == "gpu"]
     assert places == sorted(places)
     assert min(np.diff(places)) >= 0.075 - 1e-12
-    assert _overlaps(ax.figure) == []
+    assert overlapping_texts(ax.figure) == []
 
 
 def test_the_bar_redraws_fast_in_an_explorer():

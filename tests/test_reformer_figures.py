@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from figure_checks import overlapping_texts
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle, Wedge
@@ -104,28 +104,6 @@ FIGURES = {
 }
 
 
-def _render(figure: Figure):
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return canvas.get_renderer()
-
-
-def _overlaps(figure: Figure) -> list[tuple[str, str]]:
-    """Pairs of texts of one axes (its texts, and its x or y tick labels among
-    themselves) whose drawn extents overlap."""
-    renderer = _render(figure)
-    clashes = []
-    for ax in figure.axes:
-        for texts in (ax.texts, ax.get_xticklabels(), ax.get_yticklabels()):
-            shown = [t for t in texts if t.get_visible() and t.get_text().strip()]
-            boxes = [t.get_window_extent(renderer).shrunk(0.98, 0.98) for t in shown]
-            for a in range(len(shown)):
-                for b in range(a):
-                    if boxes[a].overlaps(boxes[b]):
-                        clashes.append((shown[a].get_text(), shown[b].get_text()))
-    return clashes
-
-
 def _rgb(colour) -> tuple[float, float, float]:
     return matplotlib.colors.to_rgb(colour)
 
@@ -146,7 +124,7 @@ def test_every_figure_builds_outside_pyplot_and_no_two_labels_overlap(name):
     figure = FIGURES[name]()
     assert isinstance(figure, Figure)
     assert plt.get_fignums() == before
-    assert _overlaps(figure) == []
+    assert overlapping_texts(figure) == []
 
 
 def test_the_overlap_check_sees_an_overlap():
@@ -154,7 +132,7 @@ def test_the_overlap_check_sees_an_overlap():
     ax = figure.add_subplot()
     ax.text(0.5, 0.5, "one label")
     ax.text(0.52, 0.5, "another label")
-    assert _overlaps(figure) == [("another label", "one label")]
+    assert overlapping_texts(figure) == [("another label", "one label")]
 
 
 # ---------------------------------------------------------------- section 2: hashing
